@@ -1,0 +1,97 @@
+// One TCP connection over a libevent bufferevent, shared by client sockets
+// and the connections a server accepts. The send and receive paths live
+// here and nowhere else (the place for write-through and larger reads).
+#pragma once
+
+#include "context.hh"
+#include "options.hh"
+
+#include <event2/util.h>
+
+#include <cstddef>
+#include <cstdint>
+
+struct bufferevent;
+struct evbuffer;
+struct event;
+
+namespace lnet {
+
+enum class ConnState : uint8_t {
+  Idle,        // no connection (never connected, or ended and finished)
+  Resolving,   // client: looking up the host
+  Connecting,  // client: connect() in progress
+  Open,
+  Closing,     // disconnect(): flushing the queue, then closing
+  Closed,      // socket gone; disconnected not yet fired (deferred)
+};
+
+enum class EndKind : uint8_t { Orderly, Error, IdleTimeout };
+
+struct Conn;
+
+// What a connection tells its owner. Called from libevent callbacks (never
+// from inside a Lua call), so owners may dispatch Lua callbacks from them.
+struct ConnOwner {
+  virtual void conn_connect_result(Conn* c, int err) noexcept = 0;  // err 0: connected
+  virtual void conn_data(Conn* c, evbuffer* in) noexcept = 0;
+  virtual void conn_drain(Conn* c) noexcept = 0;
+  virtual void conn_end(Conn* c) noexcept = 0;  // peer's FIN, with allow_half_open
+  // The socket is gone (state Closed). The owner defers its 'disconnected'.
+  virtual void conn_closed(Conn* c) noexcept = 0;
+
+ protected:
+  ~ConnOwner() = default;
+};
+
+struct Conn {
+  Deferred defer;  // first member: the owner's deferred work for this connection
+  Context* ctx = nullptr;
+  ConnOwner* owner = nullptr;
+  const Options* opt = nullptr;
+  bufferevent* bev = nullptr;
+  event* idle_ev = nullptr;
+  lua_Integer id = 0;  // server connections
+  ConnState state = ConnState::Idle;
+  EndKind end = EndKind::Orderly;
+  bool paused = false;
+  bool want_drain = false;
+  bool read_eof = false;
+  bool shutdown_wanted = false;
+  bool shutdown_done = false;
+  unsigned pending = 0;  // owner-defined deferred work bits
+  uint64_t bytes_in = 0;
+  uint64_t bytes_direct = 0;  // written straight to the socket by send()
+  uint64_t bytes_queued = 0;  // handed to the bufferevent's output buffer
+  int64_t last_active = 0;    // ms, for idle_timeout
+  uint64_t idle_seen_out = 0;
+  char reason[96] = "";       // why an abnormal end happened
+};
+
+enum class SendResult { Below, Above, Full, NotConnected, Closing };
+
+// Creates the bufferevent for fd (-1: none yet, for a client about to
+// connect) with reading and writing off. False when out of memory.
+bool conn_create(Conn* c, evutil_socket_t fd) noexcept;
+// The connection is established: options applied, reading on (unless
+// paused), idle timer armed.
+void conn_opened(Conn* c) noexcept;
+SendResult conn_send(Conn* c, const char* data, size_t len) noexcept;
+// Graceful: no more data callbacks, queue flushed, then closed.
+void conn_disconnect(Conn* c) noexcept;
+// At once: queue dropped, socket closed, state Closed, owner told.
+void conn_close(Conn* c, EndKind kind, int err) noexcept;
+void conn_pause(Conn* c) noexcept;
+void conn_resume(Conn* c) noexcept;
+void conn_shutdown(Conn* c) noexcept;
+// Frees everything without telling anyone (finalizers, teardown).
+void conn_release(Conn* c) noexcept;
+
+evutil_socket_t conn_fd(const Conn* c) noexcept;
+size_t conn_queued(const Conn* c) noexcept;
+uint64_t conn_bytes_out(const Conn* c) noexcept;
+const char* send_result_message(SendResult r) noexcept;
+// Pushes the stats table {bytes_in, bytes_out, queued}.
+void push_conn_stats(lua_State* L, const Conn* c);
+
+}  // namespace lnet

@@ -1,0 +1,92 @@
+// Per-lua_State state: the event base, the resolver, the anchors that keep
+// active objects alive, the queue of work deferred to the loop, and the
+// protected dispatcher through which libevent calls Lua.
+#pragma once
+
+#include <lua.hpp>
+
+#include <cstdint>
+
+struct event;
+struct event_base;
+struct evbuffer;
+struct evdns_base;
+
+#define LNET_EXPORT __attribute__((visibility("default")))
+
+namespace lnet {
+
+struct Context;
+struct Lookup;
+
+// Work that must run from the loop, never inside the Lua call that caused it
+// (SPEC Part C). An object embeds one node; queueing it twice is a no-op.
+struct Deferred {
+  Deferred* prev = nullptr;
+  Deferred* next = nullptr;
+  void (*run)(Deferred*) = nullptr;
+  void* owner = nullptr;  // the object run() works on
+  bool queued() const noexcept { return next != nullptr; }
+};
+
+struct Context {
+  event_base* base = nullptr;
+  evdns_base* dns = nullptr;   // made on the first name lookup
+  event* defer_ev = nullptr;   // activated while the deferred queue is not empty
+  Deferred defer_head;         // sentinel of a circular list
+  lua_State* L = nullptr;      // the thread running net.loop(); null outside it
+  long anchored = 0;           // objects kept alive because they are active
+  bool running = false;
+  bool stop_requested = false;
+  bool error_pending = false;  // a callback raised: the error is on L's stack top
+  Lookup* orphans = nullptr;   // cancelled lookups not yet answered (address.cc)
+};
+
+// The context is the upvalue 1 of every function of the module.
+inline Context* upvalue_context(lua_State* L) {
+  return static_cast<Context*>(lua_touserdata(L, lua_upvalueindex(1)));
+}
+
+// Creates the context on first use and pushes its userdata. Raises on
+// memory errors (call it only where raising is allowed).
+Context* context_push(lua_State* L);
+
+// evdns base, made lazily; null if libevent cannot make one.
+evdns_base* context_dns(Context* ctx) noexcept;
+
+// Anchors: key is the object's address, value its userdata (at idx).
+// anchor raises on memory errors; unanchor never raises (clearing an
+// existing key does not allocate).
+void anchor(lua_State* L, Context* ctx, const void* key, int idx);
+void unanchor(lua_State* L, Context* ctx, const void* key) noexcept;
+// Pushes the anchored userdata for key (nil if none). Never raises.
+void push_anchored(lua_State* L, const void* key) noexcept;
+
+void defer(Context* ctx, Deferred* d) noexcept;
+void undefer(Deferred* d) noexcept;
+
+// Runs body(L) under lua_pcall with arg as its only (light userdata)
+// argument. An error is left on the stack, the loop is broken and
+// net.loop() raises it. Only valid while the loop runs (ctx->L set).
+void dispatch(Context* ctx, lua_CFunction body, void* arg) noexcept;
+
+// A Lua callback to fire: the function in uservalue `slot` of the anchored
+// userdata `key`, called with (id,) (text or the contents of in).
+struct Call {
+  const void* key = nullptr;
+  int slot = 0;
+  lua_Integer id = 0;           // pushed first when not 0
+  const char* text = nullptr;   // pushed as a string when not null
+  size_t len = 0;
+  evbuffer* in = nullptr;  // drained into a string argument
+  bool report = false;          // no callback: write text to stderr
+};
+void fire(Context* ctx, Call* call) noexcept;
+
+// Writes "lnet: msg" to stderr: failures nobody listens for are not lost.
+void report_unhandled(const char* msg, size_t len) noexcept;
+
+// Milliseconds on the monotonic clock.
+int64_t now_ms() noexcept;
+
+}  // namespace lnet

@@ -1,0 +1,124 @@
+// luaopen_net: the module table, the loop functions, and the helpers every
+// object type shares (metatables, callback tables).
+#include "context.hh"
+#include "objects.hh"
+
+#include <event2/event.h>
+
+#include <csignal>
+
+namespace lnet {
+
+namespace {
+
+int net_loop(lua_State* L) {
+  Context* ctx = upvalue_context(L);
+  static const char* const kModes[] = {"default", "once", "nowait", nullptr};
+  int mode = luaL_checkoption(L, 1, "default", kModes);
+  if (ctx->running) return luaL_error(L, "net.loop: the loop is already running");
+  // Room for the dispatcher's calls and for one stashed error.
+  luaL_checkstack(L, 16, "net.loop");
+  lua_settop(L, 0);
+  ctx->L = L;
+  ctx->running = true;
+  ctx->stop_requested = false;
+  switch (mode) {
+    case 0:
+      while (ctx->anchored > 0 && !ctx->stop_requested && !ctx->error_pending) {
+        // 1: nothing is registered with libevent (say, only a paused socket
+        // waits): return rather than spin.
+        if (event_base_loop(ctx->base, EVLOOP_ONCE) != 0) break;
+      }
+      break;
+    case 1:
+      if (ctx->anchored > 0) event_base_loop(ctx->base, EVLOOP_ONCE);
+      break;
+    default:
+      event_base_loop(ctx->base, EVLOOP_NONBLOCK);
+      break;
+  }
+  ctx->running = false;
+  ctx->L = nullptr;
+  if (ctx->error_pending) {
+    ctx->error_pending = false;
+    return lua_error(L);  // the callback's error, left on top by dispatch()
+  }
+  lua_pushboolean(L, ctx->anchored > 0);
+  return 1;
+}
+
+int net_stop(lua_State* L) {
+  Context* ctx = upvalue_context(L);
+  if (ctx->running) {
+    ctx->stop_requested = true;
+    event_base_loopbreak(ctx->base);
+  }
+  return 0;
+}
+
+int net_now(lua_State* L) {
+  lua_pushinteger(L, static_cast<lua_Integer>(now_ms()));
+  return 1;
+}
+
+const luaL_Reg kFunctions[] = {
+    {"loop", net_loop}, {"stop", net_stop}, {"now", net_now}, {nullptr, nullptr}};
+
+}  // namespace
+
+void register_type(lua_State* L, int ctx_idx, const char* tname, const luaL_Reg* methods,
+                   const luaL_Reg* metamethods) {
+  luaL_newmetatable(L, tname);  // sets __name, the type name in error messages
+  lua_pushvalue(L, ctx_idx);
+  luaL_setfuncs(L, metamethods, 1);
+  lua_newtable(L);
+  lua_pushvalue(L, ctx_idx);
+  luaL_setfuncs(L, methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "locked");
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 1);
+}
+
+void set_callbacks(lua_State* L, int obj_idx, int arg, const char* const* names) {
+  luaL_checktype(L, arg, LUA_TTABLE);
+  int n = 0;
+  for (; names[n]; n++) {
+    int t = lua_getfield(L, arg, names[n]);
+    if (t != LUA_TFUNCTION && t != LUA_TNIL)
+      luaL_argerror(L, arg, lua_pushfstring(L, "callback '%s' must be a function, got %s",
+                                            names[n], luaL_typename(L, -1)));
+    lua_pop(L, 1);
+  }
+  // All checked: now store (lua_setiuservalue never raises).
+  for (int i = 0; i < n; i++) {
+    lua_getfield(L, arg, names[i]);
+    lua_setiuservalue(L, obj_idx, i + 1);
+  }
+}
+
+}  // namespace lnet
+
+extern "C" LNET_EXPORT int luaopen_net(lua_State* L) {
+  // Writing to a reset peer must not kill the host: libevent's writes do
+  // not pass MSG_NOSIGNAL. A host that set its own handler keeps it.
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, nullptr, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, nullptr);
+  }
+  lnet::context_push(L);
+  int ctx_idx = lua_gettop(L);
+  lua_createtable(L, 0, 16);
+  int module_idx = lua_gettop(L);
+  lua_pushvalue(L, ctx_idx);
+  luaL_setfuncs(L, lnet::kFunctions, 1);
+  lnet::register_timer(L, ctx_idx, module_idx);
+  lnet::register_socket(L, ctx_idx, module_idx);
+  lnet::register_server(L, ctx_idx, module_idx);
+  lua_pushliteral(L, "lnet 0.1.0");
+  lua_setfield(L, module_idx, "_VERSION");
+  lua_pushstring(L, event_get_version());
+  lua_setfield(L, module_idx, "libevent_version");
+  return 1;
+}

@@ -1,0 +1,36 @@
+// Socket and server options: parsed once into plain data (phase 1 of a
+// Lua-facing call), then read by the C++ side without touching Lua.
+#pragma once
+
+#include <lua.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lnet {
+
+struct Options {
+  bool nodelay = false;
+  bool keepalive = false;
+  int keepalive_ms = 0;           // idle delay before probes; 0 = system default
+  int64_t timeout_ms = 0;         // name resolution + connect; 0 = none
+  int64_t idle_timeout_ms = 0;    // no traffic either way; 0 = none
+  int backlog = 511;
+  bool reuseport = false;
+  int64_t max_connections = 0;    // 0 = unlimited
+  size_t max_buffer = 8u << 20;   // bytes queued per direction
+  size_t high_water = 64u << 10;  // send() returns false above this
+  bool allow_half_open = false;
+};
+
+// Reads the options table at idx (nil or none leaves o as it is) into o.
+// Raises "bad argument #arg to 'fname' (...)" for an unknown key or a value
+// of the wrong type or range.
+void parse_options(lua_State* L, int idx, int arg, Options* o);
+
+// Checks a host argument (string, at most 255 bytes, no NUL) and a port
+// (integer 0..65535): raises bad argument otherwise.
+const char* check_host(lua_State* L, int arg, size_t* len);
+int check_port(lua_State* L, int arg);
+
+}  // namespace lnet

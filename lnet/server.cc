@@ -1,0 +1,572 @@
+// net.TCPServer: a listener and the connections it accepted, known to Lua by
+// integer ids that are never reused.
+#include "address.hh"
+#include "conn.hh"
+#include "objects.hh"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <new>
+
+namespace lnet {
+
+namespace {
+
+const char kTypeName[] = "net.TCPServer";
+
+enum Slot { kConnected = 1, kData, kDisconnected, kError, kDrain, kEnd, kStarted, kSlots = kStarted };
+const char* const kCallbackNames[] = {"connected", "data", "disconnected", "error",
+                                      "drain",     "end",  "started",      nullptr};
+
+enum Pending : unsigned { kStart = 1, kStartedCb = 2, kFailedCb = 4, kFinish = 8 };
+enum class ListenState : uint8_t { Idle, Resolving, Listening };
+
+constexpr int kAcceptBackoffMs = 100;
+
+struct Server final : ConnOwner {
+  Context* ctx = nullptr;
+  Deferred defer;
+  unsigned pending = 0;
+  ListenState state = ListenState::Idle;
+  Options opt;  // from the constructor
+  Options cur;  // in force for the current listen()
+  char host[256] = "";
+  int port = 0;
+  Lookup* lookup = nullptr;
+  evconnlistener* listener = nullptr;
+  event* backoff_ev = nullptr;
+  bool limit_paused = false;
+  bool accept_error_reported = false;
+  std::map<lua_Integer, Conn*> conns;  // every connection until its 'disconnected' fired
+  size_t open = 0;                     // of which not yet closed
+  lua_Integer last_id = 0;
+  uint64_t accepted = 0;
+  uint64_t limit_pauses = 0;
+  char msg[kEndpointLen + 128] = "";
+
+  void conn_connect_result(Conn*, int) noexcept override {}
+  void conn_data(Conn* c, evbuffer* in) noexcept override;
+  void conn_drain(Conn* c) noexcept override;
+  void conn_end(Conn* c) noexcept override;
+  void conn_closed(Conn* c) noexcept override;
+};
+
+void fire_conn(Server* srv, int slot, lua_Integer id, const char* text = nullptr) {
+  Call call;
+  call.key = srv;
+  call.slot = slot;
+  call.id = id;
+  call.text = text;
+  call.len = text ? std::strlen(text) : 0;
+  fire(srv->ctx, &call);
+}
+
+void fire_server(Server* srv, int slot, const char* text = nullptr) {
+  Call call;
+  call.key = srv;
+  call.slot = slot;
+  call.text = text;
+  call.len = text ? std::strlen(text) : 0;
+  call.report = slot == kError;
+  fire(srv->ctx, &call);
+}
+
+// Unanchors the server once nothing of it is active any more.
+void maybe_release(lua_State* L, Server* srv) noexcept {
+  if (srv->state == ListenState::Idle && srv->conns.empty() && !srv->defer.queued())
+    unanchor(L, srv->ctx, srv);
+}
+
+void update_accepting(Server* srv) noexcept {
+  if (!srv->listener) return;
+  bool full = srv->cur.max_connections > 0 &&
+              srv->open >= static_cast<size_t>(srv->cur.max_connections);
+  if (full && !srv->limit_paused) {
+    srv->limit_paused = true;
+    srv->limit_pauses++;
+    evconnlistener_disable(srv->listener);  // the kernel queues new ones
+  } else if (!full && srv->limit_paused) {
+    srv->limit_paused = false;
+    if (!srv->backoff_ev || !evtimer_pending(srv->backoff_ev, nullptr))
+      evconnlistener_enable(srv->listener);
+  }
+}
+
+void run_conn_deferred(Deferred* d);
+
+void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
+  Server* srv = static_cast<Server*>(arg);
+  srv->accept_error_reported = false;
+  Conn* c = new (std::nothrow) Conn();
+  if (c == nullptr) {
+    evutil_closesocket(fd);
+    return;
+  }
+  c->ctx = srv->ctx;
+  c->owner = srv;
+  c->opt = &srv->cur;
+  c->defer.run = run_conn_deferred;
+  c->defer.owner = c;
+  if (!conn_create(c, fd)) {
+    evutil_closesocket(fd);
+    delete c;
+    return;
+  }
+  c->id = ++srv->last_id;
+  try {
+    srv->conns.emplace(c->id, c);
+  } catch (...) {
+    conn_release(c);
+    delete c;
+    return;
+  }
+  srv->open++;
+  srv->accepted++;
+  conn_opened(c);
+  update_accepting(srv);
+  fire_conn(srv, kConnected, c->id);
+}
+
+void on_backoff(evutil_socket_t, short, void* arg) {
+  Server* srv = static_cast<Server*>(arg);
+  if (srv->listener && !srv->limit_paused) evconnlistener_enable(srv->listener);
+}
+
+void on_accept_error(evconnlistener* lev, void* arg) {
+  Server* srv = static_cast<Server*>(arg);
+  int err = EVUTIL_SOCKET_ERROR();
+  // Out of descriptors and the like: pause accepting, retry later, and say
+  // so once per streak instead of spinning.
+  evconnlistener_disable(lev);
+  if (!srv->backoff_ev) srv->backoff_ev = event_new(srv->ctx->base, -1, 0, on_backoff, srv);
+  if (srv->backoff_ev) {
+    timeval tv{0, kAcceptBackoffMs * 1000};
+    event_add(srv->backoff_ev, &tv);
+  }
+  if (srv->accept_error_reported) return;
+  srv->accept_error_reported = true;
+  char endpoint[kEndpointLen];
+  format_endpoint(endpoint, sizeof endpoint, srv->host, srv->port);
+  std::snprintf(srv->msg, sizeof srv->msg, "accept on %s failed: %s", endpoint,
+                evutil_socket_error_to_string(err));
+  fire_server(srv, kError, srv->msg);
+}
+
+void fail(Server* srv, int err) noexcept {
+  char endpoint[kEndpointLen];
+  format_endpoint(endpoint, sizeof endpoint, srv->host, srv->port);
+  std::snprintf(srv->msg, sizeof srv->msg, "listen on %s failed: %s", endpoint,
+                evutil_socket_error_to_string(err));
+  srv->pending |= kFailedCb;
+  defer(srv->ctx, &srv->defer);
+}
+
+void fail_lookup(Server* srv, int gai_err) noexcept {
+  char endpoint[kEndpointLen];
+  format_endpoint(endpoint, sizeof endpoint, srv->host, srv->port);
+  std::snprintf(srv->msg, sizeof srv->msg, "listen on %s failed: %s", endpoint,
+                evutil_gai_strerror(gai_err));
+  srv->pending |= kFailedCb;
+  defer(srv->ctx, &srv->defer);
+}
+
+// Binds the first address that works; 'started' or 'error' follow from the loop.
+void bind_addresses(Server* srv, evutil_addrinfo* list) noexcept {
+  int err = EADDRNOTAVAIL;
+  for (evutil_addrinfo* ai = list; ai; ai = ai->ai_next) {
+    int fd = ::socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      err = errno;
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (srv->cur.reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (::bind(fd, ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen)) != 0 ||
+        ::listen(fd, srv->cur.backlog) != 0) {
+      err = errno;
+      ::close(fd);
+      continue;
+    }
+    // Backlog 0: the socket is already listening.
+    srv->listener = evconnlistener_new(srv->ctx->base, on_accept, srv,
+                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+    if (!srv->listener) {
+      ::close(fd);
+      err = ENOMEM;
+      break;
+    }
+    evconnlistener_set_error_cb(srv->listener, on_accept_error);
+    srv->state = ListenState::Listening;
+    srv->limit_paused = false;
+    srv->accept_error_reported = false;
+    update_accepting(srv);
+    srv->pending |= kStartedCb;
+    defer(srv->ctx, &srv->defer);
+    return;
+  }
+  srv->state = ListenState::Idle;
+  fail(srv, err);
+}
+
+void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
+  Server* srv = static_cast<Server*>(owner);
+  srv->lookup = nullptr;
+  if (err != 0) {
+    if (ai) evutil_freeaddrinfo(ai);
+    srv->state = ListenState::Idle;
+    fail_lookup(srv, err);
+    return;
+  }
+  bind_addresses(srv, ai);
+  evutil_freeaddrinfo(ai);
+}
+
+// Numeric hosts bind at once, so address() is right after listen() returns.
+bool bind_numeric(Server* srv) noexcept {
+  evutil_addrinfo hints;
+  std::memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  hints.ai_flags = EVUTIL_AI_NUMERICHOST | EVUTIL_AI_NUMERICSERV | EVUTIL_AI_PASSIVE;
+  char service[8];
+  std::snprintf(service, sizeof service, "%d", srv->port);
+  evutil_addrinfo* ai = nullptr;
+  if (evutil_getaddrinfo(srv->host, service, &hints, &ai) != 0) return false;
+  bind_addresses(srv, ai);
+  evutil_freeaddrinfo(ai);
+  return true;
+}
+
+void run_deferred(Deferred* d) {
+  Server* srv = static_cast<Server*>(d->owner);
+  unsigned p = srv->pending;
+  srv->pending = 0;
+  if ((p & kStart) && srv->state == ListenState::Resolving) {
+    Lookup* lk = lookup_start(srv->ctx, srv->host, srv->port, true, on_lookup, srv);
+    if (lk) srv->lookup = lk;
+  }
+  if (p & kFailedCb) fire_server(srv, kError, srv->msg);
+  if ((p & kStartedCb) && srv->state == ListenState::Listening) fire_server(srv, kStarted);
+  maybe_release(srv->ctx->L, srv);
+}
+
+// A connection's end, from the loop: 'disconnected' fires, the id is gone.
+void run_conn_deferred(Deferred* d) {
+  Conn* c = static_cast<Conn*>(d->owner);
+  Server* srv = static_cast<Server*>(c->owner);
+  Context* ctx = srv->ctx;
+  srv->conns.erase(c->id);
+  lua_Integer id = c->id;
+  const char* reason = c->end == EndKind::Orderly ? nullptr : c->reason;
+  Call call;
+  call.key = srv;
+  call.slot = kDisconnected;
+  call.id = id;
+  call.text = reason;
+  call.len = reason ? std::strlen(reason) : 0;
+  fire(ctx, &call);
+  conn_release(c);
+  delete c;
+  maybe_release(ctx->L, srv);
+}
+
+void Server::conn_data(Conn* c, evbuffer* in) noexcept {
+  Call call;
+  call.key = this;
+  call.slot = kData;
+  call.id = c->id;
+  call.in = in;
+  fire(ctx, &call);
+}
+
+void Server::conn_drain(Conn* c) noexcept { fire_conn(this, kDrain, c->id); }
+
+void Server::conn_end(Conn* c) noexcept { fire_conn(this, kEnd, c->id); }
+
+void Server::conn_closed(Conn* c) noexcept {
+  open--;
+  update_accepting(this);
+  lnet::defer(ctx, &c->defer);
+}
+
+// --- Lua side -------------------------------------------------------------
+
+Server* check_server(lua_State* L) {
+  return static_cast<Server*>(luaL_checkudata(L, 1, kTypeName));
+}
+
+// The connection for argument 2, or null after pushing nil, message.
+Conn* check_conn(lua_State* L, Server* srv) {
+  lua_Integer id = luaL_checkinteger(L, 2);
+  auto it = srv->conns.find(id);
+  if (it == srv->conns.end() || it->second->state == ConnState::Closed) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "unknown client id %I", id);
+    return nullptr;
+  }
+  return it->second;
+}
+
+int server_new(lua_State* L) {
+  Context* ctx = upvalue_context(L);
+  Options opt;
+  parse_options(L, 1, 1, &opt);
+  Server* srv = new (lua_newuserdatauv(L, sizeof(Server), kSlots)) Server();
+  luaL_setmetatable(L, kTypeName);
+  srv->ctx = ctx;
+  srv->defer.run = run_deferred;
+  srv->defer.owner = srv;
+  srv->opt = opt;
+  srv->cur = opt;
+  return 1;
+}
+
+int server_listen(lua_State* L) {
+  Server* srv = check_server(L);
+  size_t hlen = 0;
+  const char* host = check_host(L, 2, &hlen);
+  int port = check_port(L, 3);
+  Options cur = srv->opt;
+  parse_options(L, 5, 5, &cur);
+  if (srv->state != ListenState::Idle) return luaL_argerror(L, 1, "server is already listening");
+  set_callbacks(L, 1, 4, kCallbackNames);
+  anchor(L, srv->ctx, srv, 1);  // the last call that may raise
+  std::memcpy(srv->host, host, hlen);
+  srv->host[hlen] = '\0';
+  srv->port = port;
+  srv->cur = cur;
+  srv->state = ListenState::Resolving;
+  if (!bind_numeric(srv)) {
+    srv->pending |= kStart;
+    defer(srv->ctx, &srv->defer);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int push_send_result(lua_State* L, SendResult r) {
+  if (r == SendResult::Below || r == SendResult::Above) {
+    lua_pushboolean(L, r == SendResult::Below);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, send_result_message(r));
+  return 2;
+}
+
+int server_send(lua_State* L) {
+  Server* srv = check_server(L);
+  size_t len = 0;
+  const char* data = luaL_checklstring(L, 3, &len);
+  Conn* c = check_conn(L, srv);
+  if (!c) return 2;
+  return push_send_result(L, conn_send(c, data, len));
+}
+
+int server_disconnect(lua_State* L) {
+  Server* srv = check_server(L);
+  Conn* c = check_conn(L, srv);
+  if (!c) return 2;
+  conn_disconnect(c);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int server_close(lua_State* L) {
+  Server* srv = check_server(L);
+  Conn* c = check_conn(L, srv);
+  if (!c) return 2;
+  conn_close(c, EndKind::Orderly, 0);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int server_pause(lua_State* L) {
+  Server* srv = check_server(L);
+  Conn* c = check_conn(L, srv);
+  if (!c) return 2;
+  conn_pause(c);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int server_resume(lua_State* L) {
+  Server* srv = check_server(L);
+  Conn* c = check_conn(L, srv);
+  if (!c) return 2;
+  conn_resume(c);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int server_shutdown(lua_State* L) {
+  Server* srv = check_server(L);
+  Conn* c = check_conn(L, srv);
+  if (!c) return 2;
+  conn_shutdown(c);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+void close_listener(Server* srv) noexcept {
+  if (srv->lookup) lookup_cancel(srv->ctx, srv->lookup);
+  srv->lookup = nullptr;
+  if (srv->listener) evconnlistener_free(srv->listener);
+  srv->listener = nullptr;
+  if (srv->backoff_ev) event_del(srv->backoff_ev);
+  srv->state = ListenState::Idle;
+  srv->pending = 0;  // after stop() only 'disconnected' callbacks fire
+}
+
+int server_stop(lua_State* L) {
+  Server* srv = check_server(L);
+  close_listener(srv);
+  // Graceful for every client; each 'disconnected' comes from the loop.
+  for (auto it = srv->conns.begin(); it != srv->conns.end();) {
+    Conn* c = it->second;
+    ++it;  // conn_disconnect never erases, but keep the iterator ahead anyway
+    conn_disconnect(c);
+  }
+  maybe_release(L, srv);
+  return 0;
+}
+
+int server_address(lua_State* L) {
+  Server* srv = check_server(L);
+  if (!srv->listener) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "not listening");
+    return 2;
+  }
+  return push_socket_address(L, evconnlistener_get_fd(srv->listener), false);
+}
+
+int server_clients(lua_State* L) {
+  Server* srv = check_server(L);
+  lua_createtable(L, static_cast<int>(srv->open), 0);
+  lua_Integer n = 0;
+  for (const auto& [id, c] : srv->conns)  // ascending ids
+    if (c->state != ConnState::Closed) {
+      lua_pushinteger(L, id);
+      lua_rawseti(L, -2, ++n);
+    }
+  return 1;
+}
+
+int server_peer(lua_State* L) {
+  Server* srv = check_server(L);
+  Conn* c = check_conn(L, srv);
+  if (!c) return 2;
+  return push_socket_address(L, conn_fd(c), true);
+}
+
+int server_sockname(lua_State* L) {
+  Server* srv = check_server(L);
+  Conn* c = check_conn(L, srv);
+  if (!c) return 2;
+  return push_socket_address(L, conn_fd(c), false);
+}
+
+int server_stats(lua_State* L) {
+  Server* srv = check_server(L);
+  if (!lua_isnoneornil(L, 2)) {
+    Conn* c = check_conn(L, srv);
+    if (!c) return 2;
+    push_conn_stats(L, c);
+    return 1;
+  }
+  uint64_t in = 0, out = 0, queued = 0;
+  for (const auto& [id, c] : srv->conns) {
+    in += c->bytes_in;
+    out += conn_bytes_out(c);
+    queued += conn_queued(c);
+  }
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, static_cast<lua_Integer>(srv->accepted));
+  lua_setfield(L, -2, "accepted");
+  lua_pushinteger(L, static_cast<lua_Integer>(srv->open));
+  lua_setfield(L, -2, "active");
+  lua_pushinteger(L, static_cast<lua_Integer>(srv->limit_pauses));
+  lua_setfield(L, -2, "limit_pauses");
+  lua_pushinteger(L, static_cast<lua_Integer>(in));
+  lua_setfield(L, -2, "bytes_in");
+  lua_pushinteger(L, static_cast<lua_Integer>(out));
+  lua_setfield(L, -2, "bytes_out");
+  lua_pushinteger(L, static_cast<lua_Integer>(queued));
+  lua_setfield(L, -2, "queued");
+  return 1;
+}
+
+int server_gc(lua_State* L) {
+  Server* srv = static_cast<Server*>(luaL_checkudata(L, 1, kTypeName));
+  close_listener(srv);
+  if (srv->backoff_ev) event_free(srv->backoff_ev);
+  srv->backoff_ev = nullptr;
+  undefer(&srv->defer);
+  for (auto& [id, c] : srv->conns) {
+    conn_release(c);
+    delete c;
+  }
+  srv->conns.clear();  // an empty std::map owns no memory: no destructor needed
+  return 0;
+}
+
+int server_close_all(lua_State* L) {  // __close: stop at once
+  Server* srv = check_server(L);
+  close_listener(srv);
+  for (auto it = srv->conns.begin(); it != srv->conns.end();) {
+    Conn* c = it->second;
+    ++it;
+    conn_close(c, EndKind::Orderly, 0);
+  }
+  maybe_release(L, srv);
+  return 0;
+}
+
+int server_tostring(lua_State* L) {
+  Server* srv = check_server(L);
+  if (srv->state == ListenState::Idle) {
+    lua_pushfstring(L, "%s (stopped, %d clients)", kTypeName, static_cast<int>(srv->open));
+  } else {
+    char endpoint[kEndpointLen];
+    format_endpoint(endpoint, sizeof endpoint, srv->host, srv->port);
+    lua_pushfstring(L, "%s (listening %s, %d clients)", kTypeName, endpoint,
+                    static_cast<int>(srv->open));
+  }
+  return 1;
+}
+
+const luaL_Reg kMethods[] = {
+    {"listen", server_listen},   {"send", server_send},       {"disconnect", server_disconnect},
+    {"close", server_close},     {"shutdown", server_shutdown}, {"pause", server_pause},
+    {"resume", server_resume},   {"stop", server_stop},       {"address", server_address},
+    {"clients", server_clients}, {"peer", server_peer},       {"sockname", server_sockname},
+    {"stats", server_stats},     {nullptr, nullptr}};
+
+const luaL_Reg kMeta[] = {{"__gc", server_gc},
+                          {"__close", server_close_all},
+                          {"__tostring", server_tostring},
+                          {nullptr, nullptr}};
+
+}  // namespace
+
+void register_server(lua_State* L, int ctx_idx, int module_idx) {
+  register_type(L, ctx_idx, kTypeName, kMethods, kMeta);
+  lua_pushvalue(L, ctx_idx);
+  lua_pushcclosure(L, server_new, 1);
+  lua_setfield(L, module_idx, "TCPServer");
+}
+
+}  // namespace lnet

@@ -1,0 +1,428 @@
+// net.TCPSocket: a client connection. Connecting resolves the host with
+// evdns and tries every address in turn; all Lua callbacks fire from the loop.
+#include "address.hh"
+#include "conn.hh"
+#include "objects.hh"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+namespace lnet {
+
+namespace {
+
+const char kTypeName[] = "net.TCPSocket";
+
+enum Slot { kConnected = 1, kData, kDisconnected, kError, kDrain, kEnd, kSlots = kEnd };
+const char* const kCallbackNames[] = {"connected", "data", "disconnected", "error",
+                                      "drain",     "end",  nullptr};
+
+enum Pending : unsigned { kStart = 1, kAttempt = 2, kFinish = 4 };
+
+struct Socket final : ConnOwner {
+  Conn conn;
+  Options opt;  // from the constructor
+  Options cur;  // in force for the current connection
+  char host[256] = "";
+  int port = 0;
+  Lookup* lookup = nullptr;
+  evutil_addrinfo* addrs = nullptr;
+  evutil_addrinfo* next_addr = nullptr;
+  event* timeout_ev = nullptr;
+  int last_err = 0;
+  bool connected_fired = false;
+  bool failed = false;           // the connect failed (message in msg)
+  bool disconnect_wanted = false;  // disconnect() while connecting
+  char msg[kEndpointLen + 128] = "";
+
+  void conn_connect_result(Conn* c, int err) noexcept override;
+  void conn_data(Conn* c, evbuffer* in) noexcept override;
+  void conn_drain(Conn* c) noexcept override;
+  void conn_end(Conn* c) noexcept override;
+  void conn_closed(Conn* c) noexcept override;
+};
+
+void fire_simple(Socket* s, int slot) {
+  Call call;
+  call.key = s;
+  call.slot = slot;
+  fire(s->conn.ctx, &call);
+}
+
+// Drops what only a connection attempt uses.
+void clear_attempt(Socket* s) noexcept {
+  if (s->lookup) lookup_cancel(s->conn.ctx, s->lookup);
+  s->lookup = nullptr;
+  if (s->addrs) evutil_freeaddrinfo(s->addrs);
+  s->addrs = s->next_addr = nullptr;
+  if (s->timeout_ev) event_del(s->timeout_ev);
+}
+
+// The connect failed: nothing was connected, so only 'error' fires.
+void fail(Socket* s, const char* why) noexcept {
+  char endpoint[kEndpointLen];
+  format_endpoint(endpoint, sizeof endpoint, s->host, s->port);
+  std::snprintf(s->msg, sizeof s->msg, "connect to %s failed: %s", endpoint, why);
+  clear_attempt(s);
+  if (s->conn.bev) bufferevent_free(s->conn.bev);
+  s->conn.bev = nullptr;
+  s->conn.state = ConnState::Closed;
+  s->failed = true;
+  s->conn.pending |= kFinish;
+  defer(s->conn.ctx, &s->conn.defer);
+}
+
+void attempt(Socket* s) noexcept {
+  Conn* c = &s->conn;
+  evutil_socket_t old = bufferevent_getfd(c->bev);
+  if (old >= 0) {
+    bufferevent_setfd(c->bev, -1);
+    evutil_closesocket(old);
+  }
+  while (s->next_addr) {
+    evutil_addrinfo* ai = s->next_addr;
+    s->next_addr = ai->ai_next;
+    int fd = ::socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      s->last_err = errno;
+      continue;
+    }
+    if (::connect(fd, ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen)) == 0 ||
+        errno == EINPROGRESS) {
+      bufferevent_setfd(c->bev, fd);
+      // With the fd set and no address, libevent waits for the connect.
+      bufferevent_socket_connect(c->bev, nullptr, 0);
+      return;
+    }
+    s->last_err = errno;
+    ::close(fd);
+  }
+  fail(s, evutil_socket_error_to_string(s->last_err ? s->last_err : ECONNREFUSED));
+}
+
+void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
+  Socket* s = static_cast<Socket*>(owner);
+  s->lookup = nullptr;
+  if (err != 0) {
+    if (ai) evutil_freeaddrinfo(ai);
+    fail(s, evutil_gai_strerror(err));
+    return;
+  }
+  s->addrs = s->next_addr = ai;
+  s->conn.state = ConnState::Connecting;
+  attempt(s);
+}
+
+void on_timeout(evutil_socket_t, short, void* arg) {
+  Socket* s = static_cast<Socket*>(arg);
+  if (s->conn.state == ConnState::Resolving || s->conn.state == ConnState::Connecting)
+    fail(s, "timed out");
+}
+
+void start(Socket* s) noexcept {
+  if (s->conn.state != ConnState::Resolving) return;
+  if (s->cur.timeout_ms > 0) {
+    if (!s->timeout_ev) s->timeout_ev = event_new(s->conn.ctx->base, -1, 0, on_timeout, s);
+    if (s->timeout_ev) {
+      int64_t ms = s->cur.timeout_ms;
+      timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
+      event_add(s->timeout_ev, &tv);
+    }
+  }
+  // May answer at once (numeric host): on_lookup then runs before this returns.
+  Lookup* lk = lookup_start(s->conn.ctx, s->host, s->port, false, on_lookup, s);
+  if (lk) s->lookup = lk;
+}
+
+// The end of a connection or of a failed attempt, from the loop.
+void finish(Socket* s) noexcept {
+  Conn* c = &s->conn;
+  Context* ctx = c->ctx;
+  bool was_connected = s->connected_fired;
+  s->connected_fired = false;
+  const char* message = nullptr;
+  if (s->failed) {
+    message = s->msg;
+  } else if (c->end == EndKind::IdleTimeout) {
+    message = "idle timeout";
+  } else if (c->end == EndKind::Error) {
+    char endpoint[kEndpointLen];
+    format_endpoint(endpoint, sizeof endpoint, s->host, s->port);
+    std::snprintf(s->msg, sizeof s->msg, "connection to %s failed: %s", endpoint, c->reason);
+    message = s->msg;
+  }
+  s->failed = false;
+  if (message) {
+    Call call;
+    call.key = s;
+    call.slot = kError;
+    call.text = message;
+    call.len = std::strlen(message);
+    call.report = true;
+    if (!was_connected) c->state = ConnState::Idle;  // the last callback: may connect again
+    fire(ctx, &call);
+  }
+  if (was_connected && c->state == ConnState::Closed) {
+    c->state = ConnState::Idle;
+    fire_simple(s, kDisconnected);
+  }
+  if (c->state == ConnState::Idle && !c->defer.queued()) unanchor(ctx->L, ctx, s);
+}
+
+void run_deferred(Deferred* d) {
+  Socket* s = static_cast<Socket*>(d->owner);
+  unsigned p = s->conn.pending;
+  s->conn.pending = 0;
+  if (p & kStart) start(s);
+  if (p & kAttempt) attempt(s);
+  if (p & kFinish) finish(s);
+}
+
+void Socket::conn_connect_result(Conn* c, int err) noexcept {
+  if (err != 0) {
+    last_err = err;
+    conn.pending |= kAttempt;  // the next address, from the loop
+    defer(c->ctx, &c->defer);
+    return;
+  }
+  clear_attempt(this);
+  conn_opened(c);
+  connected_fired = true;
+  fire_simple(this, kConnected);
+  if (disconnect_wanted && c->state == ConnState::Open) conn_disconnect(c);
+}
+
+void Socket::conn_data(Conn*, evbuffer* in) noexcept {
+  Call call;
+  call.key = this;
+  call.slot = kData;
+  call.in = in;
+  fire(conn.ctx, &call);
+}
+
+void Socket::conn_drain(Conn*) noexcept { fire_simple(this, kDrain); }
+
+void Socket::conn_end(Conn*) noexcept { fire_simple(this, kEnd); }
+
+void Socket::conn_closed(Conn* c) noexcept {
+  c->pending |= kFinish;
+  defer(c->ctx, &c->defer);
+}
+
+// --- Lua side -------------------------------------------------------------
+
+Socket* check_socket(lua_State* L) {
+  return static_cast<Socket*>(luaL_checkudata(L, 1, kTypeName));
+}
+
+int socket_new(lua_State* L) {
+  Context* ctx = upvalue_context(L);
+  Options opt;
+  parse_options(L, 1, 1, &opt);
+  // Made closed and empty, with its finalizer, before it owns anything.
+  Socket* s = new (lua_newuserdatauv(L, sizeof(Socket), kSlots)) Socket();
+  luaL_setmetatable(L, kTypeName);
+  s->conn.ctx = ctx;
+  s->conn.owner = s;
+  s->conn.opt = &s->cur;
+  s->conn.defer.run = run_deferred;
+  s->conn.defer.owner = s;
+  s->opt = opt;
+  s->cur = opt;
+  return 1;
+}
+
+const char* state_word(ConnState st) {
+  switch (st) {
+    case ConnState::Resolving:
+    case ConnState::Connecting: return "connecting";
+    case ConnState::Open: return "connected";
+    case ConnState::Closing: return "closing";
+    case ConnState::Closed: return "closing";
+    default: return "closed";
+  }
+}
+
+int socket_connect(lua_State* L) {
+  Socket* s = check_socket(L);
+  size_t hlen = 0;
+  const char* host = check_host(L, 2, &hlen);
+  int port = check_port(L, 3);
+  Options cur = s->opt;
+  parse_options(L, 5, 5, &cur);
+  if (s->conn.state != ConnState::Idle) {
+    return luaL_argerror(L, 1, lua_pushfstring(L, "socket is already %s%s",
+                                               state_word(s->conn.state),
+                                               s->conn.state == ConnState::Closed
+                                                   ? " (connect again from 'disconnected')"
+                                                   : ""));
+  }
+  set_callbacks(L, 1, 4, kCallbackNames);
+  anchor(L, s->conn.ctx, s, 1);  // the last call that may raise
+  Conn* c = &s->conn;
+  if (!conn_create(c, -1)) {
+    unanchor(L, c->ctx, s);
+    return luaL_error(L, "connect: out of memory");
+  }
+  std::memcpy(s->host, host, hlen);
+  s->host[hlen] = '\0';
+  s->port = port;
+  s->cur = cur;
+  s->last_err = 0;
+  s->failed = s->connected_fired = s->disconnect_wanted = false;
+  c->state = ConnState::Resolving;
+  c->pending = kStart;
+  defer(c->ctx, &c->defer);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int push_send_result(lua_State* L, SendResult r) {
+  if (r == SendResult::Below || r == SendResult::Above) {
+    lua_pushboolean(L, r == SendResult::Below);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, send_result_message(r));
+  return 2;
+}
+
+int socket_send(lua_State* L) {
+  Socket* s = check_socket(L);
+  size_t len = 0;
+  const char* data = luaL_checklstring(L, 2, &len);
+  return push_send_result(L, conn_send(&s->conn, data, len));
+}
+
+// Ends a connection attempt that never connected: nothing fires.
+void cancel_attempt(lua_State* L, Socket* s) {
+  clear_attempt(s);
+  if (s->conn.bev) bufferevent_free(s->conn.bev);
+  s->conn.bev = nullptr;
+  s->conn.state = ConnState::Idle;
+  s->conn.pending = 0;
+  undefer(&s->conn.defer);
+  unanchor(L, s->conn.ctx, s);
+}
+
+int socket_disconnect(lua_State* L) {
+  Socket* s = check_socket(L);
+  switch (s->conn.state) {
+    case ConnState::Resolving:
+    case ConnState::Connecting:
+      s->disconnect_wanted = true;  // connect, flush what was sent, close
+      break;
+    case ConnState::Open:
+      conn_disconnect(&s->conn);
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
+
+int socket_close(lua_State* L) {
+  Socket* s = check_socket(L);
+  switch (s->conn.state) {
+    case ConnState::Resolving:
+    case ConnState::Connecting:
+      cancel_attempt(L, s);
+      break;
+    case ConnState::Open:
+    case ConnState::Closing:
+      conn_close(&s->conn, EndKind::Orderly, 0);
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
+
+int socket_shutdown(lua_State* L) {
+  Socket* s = check_socket(L);
+  conn_shutdown(&s->conn);
+  return 0;
+}
+
+int socket_pause(lua_State* L) {
+  conn_pause(&check_socket(L)->conn);
+  return 0;
+}
+
+int socket_resume(lua_State* L) {
+  conn_resume(&check_socket(L)->conn);
+  return 0;
+}
+
+int socket_peer(lua_State* L) {
+  Socket* s = check_socket(L);
+  evutil_socket_t fd = s->conn.state == ConnState::Open || s->conn.state == ConnState::Closing
+                           ? conn_fd(&s->conn)
+                           : -1;
+  return push_socket_address(L, fd, true);
+}
+
+int socket_sockname(lua_State* L) {
+  Socket* s = check_socket(L);
+  evutil_socket_t fd = s->conn.state == ConnState::Open || s->conn.state == ConnState::Closing
+                           ? conn_fd(&s->conn)
+                           : -1;
+  return push_socket_address(L, fd, false);
+}
+
+int socket_stats(lua_State* L) {
+  push_conn_stats(L, &check_socket(L)->conn);
+  return 1;
+}
+
+int socket_gc(lua_State* L) {
+  Socket* s = static_cast<Socket*>(luaL_checkudata(L, 1, kTypeName));
+  clear_attempt(s);
+  if (s->timeout_ev) event_free(s->timeout_ev);
+  s->timeout_ev = nullptr;
+  conn_release(&s->conn);
+  return 0;
+}
+
+int socket_tostring(lua_State* L) {
+  Socket* s = check_socket(L);
+  if (s->conn.state == ConnState::Idle) {
+    lua_pushfstring(L, "%s (closed)", kTypeName);
+  } else {
+    char endpoint[kEndpointLen];
+    format_endpoint(endpoint, sizeof endpoint, s->host, s->port);
+    lua_pushfstring(L, "%s (%s %s)", kTypeName, state_word(s->conn.state), endpoint);
+  }
+  return 1;
+}
+
+const luaL_Reg kMethods[] = {
+    {"connect", socket_connect},   {"send", socket_send},       {"disconnect", socket_disconnect},
+    {"close", socket_close},       {"shutdown", socket_shutdown}, {"pause", socket_pause},
+    {"resume", socket_resume},     {"peer", socket_peer},       {"sockname", socket_sockname},
+    {"stats", socket_stats},       {nullptr, nullptr}};
+
+const luaL_Reg kMeta[] = {{"__gc", socket_gc},
+                          {"__close", socket_close},
+                          {"__tostring", socket_tostring},
+                          {nullptr, nullptr}};
+
+}  // namespace
+
+void register_socket(lua_State* L, int ctx_idx, int module_idx) {
+  register_type(L, ctx_idx, kTypeName, kMethods, kMeta);
+  lua_pushvalue(L, ctx_idx);
+  lua_pushcclosure(L, socket_new, 1);
+  lua_setfield(L, module_idx, "TCPSocket");
+}
+
+}  // namespace lnet
