@@ -90,14 +90,6 @@ void lookup_cb(int err, evutil_addrinfo* ai, void* arg) {
 
 Lookup* lookup_start(Context* ctx, const char* host, int port, bool passive, LookupDone done,
                      void* owner) noexcept {
-  evdns_base* dns = context_dns(ctx);
-  Lookup* lk = dns ? new (std::nothrow) Lookup : nullptr;
-  if (lk == nullptr) {
-    done(owner, EVUTIL_EAI_MEMORY, nullptr);
-    return nullptr;
-  }
-  lk->done = done;
-  lk->owner = owner;
   char service[8];
   std::snprintf(service, sizeof service, "%d", port);
   evutil_addrinfo hints;
@@ -106,6 +98,22 @@ Lookup* lookup_start(Context* ctx, const char* host, int port, bool passive, Loo
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_protocol = IPPROTO_TCP;
   hints.ai_flags = EVUTIL_AI_NUMERICSERV | (passive ? EVUTIL_AI_PASSIVE : 0);
+  // A numeric address needs no resolver (and no resolv.conf read).
+  evutil_addrinfo numeric = hints;
+  numeric.ai_flags |= EVUTIL_AI_NUMERICHOST;
+  evutil_addrinfo* ai = nullptr;
+  if (evutil_getaddrinfo(host, service, &numeric, &ai) == 0) {
+    done(owner, 0, ai);
+    return nullptr;
+  }
+  evdns_base* dns = context_dns(ctx);
+  Lookup* lk = dns ? new (std::nothrow) Lookup : nullptr;
+  if (lk == nullptr) {
+    done(owner, EVUTIL_EAI_MEMORY, nullptr);
+    return nullptr;
+  }
+  lk->done = done;
+  lk->owner = owner;
   // Answers at once (and returns null) for numeric hosts and errors.
   evdns_getaddrinfo_request* req = evdns_getaddrinfo(dns, host, service, &hints, lookup_cb, lk);
   if (req == nullptr) return nullptr;

@@ -7,6 +7,7 @@
 #include <event2/event.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <new>
 
@@ -95,12 +96,31 @@ Context* context_push(lua_State* L) {
   return ctx;
 }
 
+namespace {
+
+// evdns reports a dead nameserver at EVDNS_LOG_MSG level on stderr; the
+// failure already reaches the caller's 'error' callback. Keep warnings.
+void dns_log(int severity, const char* msg) {
+  if (severity >= EVDNS_LOG_WARN) std::fprintf(stderr, "lnet: evdns: %s\n", msg);
+}
+
+}  // namespace
+
 evdns_base* context_dns(Context* ctx) noexcept {
-  if (!ctx->dns) {
-    ctx->dns = evdns_base_new(ctx->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                             EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-    if (!ctx->dns) ctx->dns = evdns_base_new(ctx->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+  if (ctx->dns) return ctx->dns;
+  evdns_set_log_fn(dns_log);  // libevent's only hook is process-wide; idempotent
+  // LNET_RESOLV_CONF names another resolv.conf (sandboxes, tests).
+  const char* conf = std::getenv("LNET_RESOLV_CONF");
+  if (conf && *conf) {
+    ctx->dns = evdns_base_new(ctx->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (ctx->dns) evdns_base_resolv_conf_parse(ctx->dns, DNS_OPTIONS_ALL, conf);
+    return ctx->dns;
   }
+  // Inactive, the resolver must not keep the loop from finishing.
+  ctx->dns = evdns_base_new(ctx->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                           EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+  // No usable resolv.conf: still resolve names from /etc/hosts.
+  if (!ctx->dns) ctx->dns = evdns_base_new(ctx->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
   return ctx->dns;
 }
 

@@ -540,9 +540,20 @@ int server_tostring(lua_State* L) {
   if (srv->state == ListenState::Idle) {
     lua_pushfstring(L, "%s (stopped, %d clients)", kTypeName, static_cast<int>(srv->open));
   } else {
+    char ip[kIpLen];
+    int port = srv->port;
+    sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (srv->listener &&
+        getsockname(evconnlistener_get_fd(srv->listener), reinterpret_cast<sockaddr*>(&ss),
+                    &len) == 0 &&
+        sockaddr_ip(reinterpret_cast<sockaddr*>(&ss), ip, sizeof ip, &port)) {
+      // the real port, after listen(host, 0)
+    }
     char endpoint[kEndpointLen];
-    format_endpoint(endpoint, sizeof endpoint, srv->host, srv->port);
-    lua_pushfstring(L, "%s (listening %s, %d clients)", kTypeName, endpoint,
+    format_endpoint(endpoint, sizeof endpoint, srv->host, port);
+    lua_pushfstring(L, "%s (%s %s, %d clients)", kTypeName,
+                    srv->state == ListenState::Listening ? "listening" : "resolving", endpoint,
                     static_cast<int>(srv->open));
   }
   return 1;

@@ -83,6 +83,7 @@ void fail(Socket* s, const char* why) noexcept {
 
 void attempt(Socket* s) noexcept {
   Conn* c = &s->conn;
+  if (c->state != ConnState::Connecting) return;  // timed out or closed meanwhile
   evutil_socket_t old = bufferevent_getfd(c->bev);
   if (old >= 0) {
     bufferevent_setfd(c->bev, -1);
