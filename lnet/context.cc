@@ -101,7 +101,7 @@ namespace {
 // evdns reports a dead nameserver at EVDNS_LOG_MSG level on stderr; the
 // failure already reaches the caller's 'error' callback. Keep warnings.
 void dns_log(int severity, const char* msg) {
-  if (severity >= EVDNS_LOG_WARN) std::fprintf(stderr, "lnet: evdns: %s\n", msg);
+  if (severity >= EVENT_LOG_WARN) std::fprintf(stderr, "lnet: evdns: %s\n", msg);
 }
 
 }  // namespace
