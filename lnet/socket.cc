@@ -396,8 +396,8 @@ int socket_gc(lua_State* L) {
 
 int socket_tostring(lua_State* L) {
   Socket* s = check_socket(L);
-  if (s->conn.state == ConnState::Idle) {
-    lua_pushfstring(L, "%s (closed)", kTypeName);
+  if (s->conn.state == ConnState::Idle || s->conn.state == ConnState::Closed) {
+    lua_pushfstring(L, "%s (closed)", kTypeName);  // Closed: only 'disconnected' is to come
   } else {
     char endpoint[kEndpointLen];
     format_endpoint(endpoint, sizeof endpoint, s->host, s->port);
