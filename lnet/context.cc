@@ -81,8 +81,10 @@ Context* context_push(lua_State* L) {
   ctx->defer_head.next = ctx->defer_head.prev = nullptr;
   event_config* cfg = event_config_new();
   if (cfg) {
-    // Monotonic timers; no locking (one thread per state).
+    // No locking (one thread per state). Precise timers: the default coarse
+    // monotonic clock (4 ms ticks) lets a timer fire before its delay.
     event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
     ctx->base = event_base_new_with_config(cfg);
     event_config_free(cfg);
   }
