@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -127,55 +128,60 @@ Result run(const std::vector<std::string>& argv, const std::string& cwd, const E
   close(fds[1]);
   r.started = true;
 
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  // Read the output until the child has exited and the pipe is closed. A
+  // grandchild left holding the pipe gets a short grace, then the group is
+  // killed; at the deadline everything is killed.
+  using clock = std::chrono::steady_clock;
+  const auto deadline = clock::now() + std::chrono::seconds(timeout_s);
+  auto grace_end = deadline;
   bool eof = false;
-  while (!eof) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now())
-                    .count();
-    if (left <= 0) {
+  bool exited = false;
+  int status = 0;
+  for (;;) {
+    if (!exited) {
+      pid_t w = waitpid(pid, &status, WNOHANG);
+      if (w == pid) {
+        exited = true;
+        grace_end = std::min(deadline, clock::now() + std::chrono::seconds(2));
+      } else if (w < 0 && errno != EINTR) {  // cannot wait for it: report a failure
+        exited = true;
+        status = -1;
+        grace_end = clock::now();
+      }
+    }
+    if (exited && eof) break;
+    const auto now = clock::now();
+    if (now >= deadline && !exited) {
       r.timed_out = true;
       break;
     }
-    pollfd p{fds[0], POLLIN, 0};
-    int n = poll(&p, 1, static_cast<int>(left > 1000 ? 1000 : left));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
+    if (exited && now >= grace_end) break;
+    if (eof) {  // output closed, child still running
+      usleep(10000);
+      continue;
     }
-    if (n == 0) continue;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    (exited ? grace_end : deadline) - now).count();
+    pollfd p{fds[0], POLLIN, 0};
+    int n = poll(&p, 1, static_cast<int>(std::min<long long>(left, 100)));
+    if (n <= 0) continue;  // timeout, or EINTR
     char buf[4096];
     ssize_t got = read(fds[0], buf, sizeof buf);
     if (got > 0) {
       r.output.append(buf, static_cast<size_t>(got));
-    } else if (got == 0) {
+    } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
       eof = true;
-    } else if (errno != EINTR && errno != EAGAIN) {
-      break;
     }
   }
-  if (r.timed_out) kill(-pid, SIGKILL);
   close(fds[0]);
-
-  // Output closed: the child is ending; wait for it, bounded as well.
-  int status = 0;
-  for (;;) {
-    pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid) break;
-    if (w < 0 && errno != EINTR) {
-      status = -1;
-      break;
+  kill(-pid, SIGKILL);  // on timeout the child, else whatever it left behind
+  if (!exited) {
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      r.timed_out = true;
-      kill(-pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      break;
-    }
-    usleep(10000);
   }
-  kill(-pid, SIGKILL);  // whatever the child left behind in its group
-  if (WIFEXITED(status)) {
+  if (status == -1) {
+    r.output += "\ninstall test: waitpid failed\n";
+  } else if (WIFEXITED(status)) {
     r.status = WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {
     r.status = 128 + WTERMSIG(status);
@@ -316,14 +322,27 @@ BOOST_AUTO_TEST_CASE(luarocks_make_installs_module_and_runner) {
   const fs::path elsewhere = tmp.path / "elsewhere";
   fs::create_directories(elsewhere);
 
-  BOOST_TEST_MESSAGE(copy_sources(source_dir(), src));
+  const std::string copied = copy_sources(source_dir(), src);
+  BOOST_TEST_MESSAGE(copied);
   BOOST_REQUIRE_MESSAGE(fs::exists(src / "lnet-0.1.0-1.rockspec"),
                         "the copied tree has no lnet-0.1.0-1.rockspec");
 
+  // luarocks cannot reach its servers here, and Debian's lua-dkjson is not a
+  // rock: declare dkjson provided so that luarocks resolves the dependencies
+  // the normal way. (--deps-mode=none would skip them, but luarocks 3.8 then
+  // writes a bin/lnet wrapper without the tree's paths when the tree is not
+  // one of its configured rocks_trees, so the runner could not find net.)
+  // The config file also keeps the user's own luarocks config out.
+  const fs::path config = tmp.path / "luarocks-config.lua";
+  write_file(config, "rocks_provided = { dkjson = \"2.6-1\" }\n");
+  EnvChanges env = clean_lua_env();
+  env.emplace_back("LUAROCKS_CONFIG", config.string());
+  env.emplace_back("LUAROCKS_CONFIG_5_4", std::nullopt);
+
   // luarocks is installed by tools/deps.sh: its absence is a failure.
-  Result make = run({"luarocks", "--lua-version", "5.4", "make", "--deps-mode=none", "--tree",
-                     tree.string(), "lnet-0.1.0-1.rockspec"},
-                    src.string(), clean_lua_env(), 900);
+  Result make = run({"luarocks", "--lua-version", "5.4", "make", "--tree", tree.string(),
+                     "lnet-0.1.0-1.rockspec"},
+                    src.string(), env, 900);
   BOOST_REQUIRE_MESSAGE(make.ok(), "luarocks make: " + make.describe());
 
   // The module, found through `luarocks path` from another directory.
@@ -333,7 +352,7 @@ BOOST_AUTO_TEST_CASE(luarocks_make_installs_module_and_runner) {
   Result load = run({"sh", "-c",
                      "eval \"$(luarocks --lua-version 5.4 path --tree " + sh_quote(tree.string()) +
                          ")\" && exec lua5.4 -e " + sh_quote(lua_code)},
-                    elsewhere.string(), clean_lua_env(), 120);
+                    elsewhere.string(), env, 120);
   BOOST_REQUIRE_MESSAGE(load.ok(), "lua5.4 require 'net' from the tree: " + load.describe());
   auto out = lines(load.output);
   BOOST_REQUIRE_MESSAGE(out.size() >= 2, "unexpected output: " + load.output);
@@ -355,6 +374,44 @@ BOOST_AUTO_TEST_CASE(luarocks_make_installs_module_and_runner) {
       "unexpected runner output:\n" + script.output);
   BOOST_CHECK_MESSAGE(contains_line(script.output, "timer fired"),
                       "the runner did not run the loop:\n" + script.output);
+}
+
+// Without libevent's development files the rock stops with a message that
+// names what is missing: luarocks' own when the headers are not found, the
+// build script's (with the install commands) when pkg-config lacks them.
+BOOST_AUTO_TEST_CASE(luarocks_make_without_libevent_says_what_to_install) {
+  TempDir tmp;
+  const fs::path src = tmp.path / "src";
+  const fs::path tree = tmp.path / "tree";
+  const fs::path no_pc = tmp.path / "no-pkgconfig";
+  fs::create_directories(no_pc);
+  const std::string copied = copy_sources(source_dir(), src);
+  BOOST_TEST_MESSAGE(copied);
+
+  EnvChanges env = clean_lua_env();
+  env.emplace_back("PKG_CONFIG_PATH", no_pc.string());
+  env.emplace_back("PKG_CONFIG_LIBDIR", no_pc.string());
+
+  Result no_headers = run({"luarocks", "--lua-version", "5.4", "make", "--deps-mode=none",
+                           "--tree", tree.string(), "lnet-0.1.0-1.rockspec",
+                           "LIBEVENT_DIR=" + (tmp.path / "no-libevent").string()},
+                          src.string(), env, 300);
+  BOOST_CHECK_MESSAGE(!no_headers.ok() && !no_headers.timed_out,
+                      "luarocks make without libevent headers: " + no_headers.describe());
+  BOOST_CHECK_MESSAGE(no_headers.output.find("LIBEVENT") != std::string::npos &&
+                          no_headers.output.find("event2/bufferevent.h") != std::string::npos,
+                      "the failure does not say that libevent is missing:\n" + no_headers.output);
+
+  Result no_pkgconfig = run({"luarocks", "--lua-version", "5.4", "make", "--deps-mode=none",
+                             "--tree", tree.string(), "lnet-0.1.0-1.rockspec"},
+                            src.string(), env, 300);
+  BOOST_CHECK_MESSAGE(!no_pkgconfig.ok() && !no_pkgconfig.timed_out,
+                      "luarocks make without libevent's pkg-config files: " +
+                          no_pkgconfig.describe());
+  BOOST_CHECK_MESSAGE(
+      no_pkgconfig.output.find("lnet needs libevent 2.1 development files: apt-get install "
+                               "libevent-dev (Debian/Ubuntu)") != std::string::npos,
+      "the failure does not say how to install libevent:\n" + no_pkgconfig.output);
 }
 
 // (b) The module's dynamic symbol table holds luaopen_net and nothing else
