@@ -163,7 +163,7 @@ bool conn_create(Conn* c, evutil_socket_t fd) noexcept {
   c->paused = c->want_drain = c->read_eof = false;
   c->shutdown_wanted = c->shutdown_done = false;
   c->end = EndKind::Orderly;
-  c->reason[0] = '\0';
+  c->reason = "";
   c->bytes_in = c->bytes_direct = c->bytes_queued = c->idle_seen_out = 0;
   return true;
 }
@@ -234,9 +234,9 @@ void conn_close(Conn* c, EndKind kind, int err) noexcept {
   if (c->state == ConnState::Idle || c->state == ConnState::Closed) return;
   c->end = kind;
   if (kind == EndKind::Error)
-    std::snprintf(c->reason, sizeof c->reason, "%s", evutil_socket_error_to_string(err));
+    c->reason = evutil_socket_error_to_string(err);  // strerror: static text
   else if (kind == EndKind::IdleTimeout)
-    std::snprintf(c->reason, sizeof c->reason, "idle timeout");
+    c->reason = "idle timeout";
   if (c->bev) {
     c->bytes_queued -= conn_queued(c);  // dropped, never sent
     bufferevent_free(c->bev);           // safe inside its own callback

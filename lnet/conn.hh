@@ -65,7 +65,7 @@ struct Conn {
   uint64_t bytes_queued = 0;  // handed to the bufferevent's output buffer
   int64_t last_active = 0;    // ms, for idle_timeout
   uint64_t idle_seen_out = 0;
-  char reason[96] = "";       // why an abnormal end happened
+  const char* reason = "";    // why an abnormal end happened (static text)
 };
 
 enum class SendResult { Below, Above, Full, NotConnected, Closing };
