@@ -161,7 +161,7 @@ bool conn_create(Conn* c, evutil_socket_t fd) noexcept {
   bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
   bufferevent_disable(c->bev, EV_READ | EV_WRITE);
   c->paused = c->want_drain = c->read_eof = false;
-  c->shutdown_wanted = c->shutdown_done = false;
+  c->shutdown_wanted = c->shutdown_done = c->end_wanted = false;
   c->end = EndKind::Orderly;
   c->reason = "";
   c->bytes_in = c->bytes_direct = c->bytes_queued = c->idle_seen_out = 0;
@@ -193,7 +193,7 @@ SendResult conn_send(Conn* c, const char* data, size_t len) noexcept {
     default:
       break;
   }
-  if (c->shutdown_wanted) return SendResult::Closing;
+  if (c->shutdown_wanted || c->end_wanted) return SendResult::Closing;
   evbuffer* out = bufferevent_get_output(c->bev);
   size_t queued = evbuffer_get_length(out);
   if (len > c->opt->max_buffer || queued > c->opt->max_buffer - len) return SendResult::Full;

@@ -59,6 +59,7 @@ struct Conn {
   bool read_eof = false;
   bool shutdown_wanted = false;
   bool shutdown_done = false;
+  bool end_wanted = false;  // client: disconnect() while connecting
   unsigned pending = 0;  // owner-defined deferred work bits
   uint64_t bytes_in = 0;
   uint64_t bytes_direct = 0;  // written straight to the socket by send()

@@ -340,7 +340,7 @@ int server_listen(lua_State* L) {
   int port = check_port(L, 3);
   Options cur = srv->opt;
   parse_options(L, 5, 5, &cur);
-  if (srv->state != ListenState::Idle) return luaL_argerror(L, 1, "server is already listening");
+  if (srv->state != ListenState::Idle) return luaL_error(L, "listen: server is already listening");
   set_callbacks(L, 1, 4, kCallbackNames);
   anchor(L, srv->ctx, srv, 1);  // the last call that may raise
   std::memcpy(srv->host, host, hlen);

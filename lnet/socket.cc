@@ -41,7 +41,6 @@ struct Socket final : ConnOwner {
   int last_err = 0;
   bool connected_fired = false;
   bool failed = false;           // the connect failed (message in msg)
-  bool disconnect_wanted = false;  // disconnect() while connecting
   char msg[kEndpointLen + 128] = "";
 
   void conn_connect_result(Conn* c, int err) noexcept override;
@@ -199,7 +198,7 @@ void Socket::conn_connect_result(Conn* c, int err) noexcept {
   conn_opened(c);
   connected_fired = true;
   fire_simple(this, kConnected);
-  if (disconnect_wanted && c->state == ConnState::Open) conn_disconnect(c);
+  if (c->end_wanted && c->state == ConnState::Open) conn_disconnect(c);
 }
 
 void Socket::conn_data(Conn*, evbuffer* in) noexcept {
@@ -261,11 +260,10 @@ int socket_connect(lua_State* L) {
   Options cur = s->opt;
   parse_options(L, 5, 5, &cur);
   if (s->conn.state != ConnState::Idle) {
-    return luaL_argerror(L, 1, lua_pushfstring(L, "socket is already %s%s",
-                                               state_word(s->conn.state),
-                                               s->conn.state == ConnState::Closed
-                                                   ? " (connect again from 'disconnected')"
-                                                   : ""));
+    return luaL_error(L, "connect: socket is already %s%s", state_word(s->conn.state),
+                      s->conn.state == ConnState::Closed
+                          ? " (connect again from 'disconnected')"
+                          : "");
   }
   set_callbacks(L, 1, 4, kCallbackNames);
   anchor(L, s->conn.ctx, s, 1);  // the last call that may raise
@@ -279,7 +277,7 @@ int socket_connect(lua_State* L) {
   s->port = port;
   s->cur = cur;
   s->last_err = 0;
-  s->failed = s->connected_fired = s->disconnect_wanted = false;
+  s->failed = s->connected_fired = false;
   c->state = ConnState::Resolving;
   c->pending = kStart;
   defer(c->ctx, &c->defer);
@@ -320,7 +318,7 @@ int socket_disconnect(lua_State* L) {
   switch (s->conn.state) {
     case ConnState::Resolving:
     case ConnState::Connecting:
-      s->disconnect_wanted = true;  // connect, flush what was sent, close
+      s->conn.end_wanted = true;  // connect, flush what was sent, close
       break;
     case ConnState::Open:
       conn_disconnect(&s->conn);

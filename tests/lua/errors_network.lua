@@ -73,20 +73,20 @@ end)
 -- 4. idle_timeout on a client: error("idle timeout") then disconnected; the
 -- timer restarts with traffic in either direction.
 t.run(10000, function(done)
-  local IDLE = 200
+  local IDLE = 300
   local srv, port
   local pings, last_ping = 0, nil
   local srvlog = t.log("server")
   srv, port = t.listen({
     connected = srvlog:fn("connected", function(id)
-      -- Five pings 80 ms apart: the client must stay up through them.
+      -- Five pings 60 ms apart: the client must stay up through them.
       local iv
       iv = net.setInterval(function()
         pings = pings + 1
         last_ping = net.now()
         srv:send(id, "ping")
         if pings == 5 then net.clearInterval(iv) end
-      end, 80)
+      end, 60)
     end),
     disconnected = srvlog:fn("disconnected"),
     error = srvlog:fn("error"),
@@ -145,6 +145,76 @@ t.run(10000, function(done)
         t.eq(log:names()[1], "connected", "client first event")
         t.eq(log:names()[#log.events], "disconnected", "client last event")
         t.eq(log:count("disconnected"), 1, "client disconnected once")
+        done()
+      end)
+    end),
+  })
+end)
+
+-- 6. A server connection reset by its peer: disconnected(id, reason) with
+-- a reason, no server error callback. The client closes while the server's
+-- data sits unread in its receive buffer, so its kernel answers with RST.
+t.run(20000, function(done)
+  local srvlog = t.log("server")
+  local srv, port
+  local chunk = ("r"):rep(256 * 1024)
+  srv, port = t.listen({
+    connected = srvlog:fn("connected", function(id)
+      for _ = 1, 256 do   -- until above high water; at most 64 MB
+        if srv:send(id, chunk) ~= true then break end
+      end
+    end),
+    disconnected = srvlog:fn("disconnected", function(id, reason)
+      t.eq(type(reason), "string", "reason for a reset connection (" .. t.show(reason) .. ")")
+      t.truthy(#reason > 0 and reason ~= "idle timeout", "reason " .. t.show(reason))
+      t.after(100, function()
+        srvlog:expect({ "connected", "disconnected" })
+        done()
+      end)
+    end),
+    error = srvlog:fn("error"),
+  })
+  t.closing(srv)
+  local c = net.TCPSocket()
+  c:connect("127.0.0.1", port, {
+    connected = function()
+      c:pause()
+      t.after(100, function() c:close() end)
+    end,
+  })
+end)
+
+-- 7. A client connection reset by the server: error("connection to
+-- HOST:PORT failed: ...") first, then disconnected, once.
+t.run(20000, function(done)
+  local srv, port
+  local chunk = ("w"):rep(256 * 1024)
+  srv, port = t.listen({
+    connected = function(id)
+      srv:pause(id)
+      -- Close with the client's bytes unread: the kernel sends RST.
+      t.after(150, function() srv:close(id) end)
+    end,
+  })
+  t.closing(srv)
+  local log = t.log("client")
+  local c = net.TCPSocket()
+  local iv
+  c:connect("127.0.0.1", port, {
+    connected = log:fn("connected", function()
+      -- Keep writing so the reset is noticed.
+      iv = net.setInterval(function()
+        if c:send(chunk) == nil then net.clearInterval(iv) end
+      end, 10)
+    end),
+    data = log:fn("data"),
+    error = log:fn("error", function(msg)
+      t.startswith(msg, ("connection to 127.0.0.1:%d failed: "):format(port), "client reset message")
+    end),
+    disconnected = log:fn("disconnected", function()
+      net.clearInterval(iv)
+      t.after(100, function()
+        log:expect({ "connected", "error", "disconnected" })
         done()
       end)
     end),

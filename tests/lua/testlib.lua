@@ -8,10 +8,11 @@ local t = {}
 ---------------------------------------------------------------------------
 -- Formatting and assertions
 
-local function show(v)
+local function show(v, max)
   if type(v) == "string" then
-    if #v > 80 then
-      return (("%q"):format(v:sub(1, 60)):gsub("\\\n", "\\n")) .. ("... (%d bytes)"):format(#v)
+    max = max or 80
+    if #v > max then
+      return (("%q"):format(v:sub(1, max - 20)):gsub("\\\n", "\\n")) .. ("... (%d bytes)"):format(#v)
     end
     return (("%q"):format(v):gsub("\\\n", "\\n"))
   elseif type(v) == "table" then
@@ -100,7 +101,7 @@ function t.raises(subs, f, ...)
   err = tostring(err)
   for _, s in ipairs(subs) do
     if not err:find(s, 1, true) then
-      fail(nil, ("expected an error containing %s, got %s"):format(show(s), show(err)), 2)
+      fail(nil, ("expected an error containing %s, got %s"):format(show(s), show(err, 400)), 2)
     end
   end
   return err
