@@ -207,6 +207,12 @@ void bind_addresses(Server* srv, evutil_addrinfo* list) noexcept {
       break;
     }
     evconnlistener_set_error_cb(srv->listener, on_accept_error);
+    // Messages and tostring name the real port after listen(host, 0).
+    sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char ip[kIpLen];
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+      sockaddr_ip(reinterpret_cast<sockaddr*>(&ss), ip, sizeof ip, &srv->port);
     srv->state = ListenState::Listening;
     srv->limit_paused = false;
     srv->accept_error_reported = false;
@@ -540,18 +546,8 @@ int server_tostring(lua_State* L) {
   if (srv->state == ListenState::Idle) {
     lua_pushfstring(L, "%s (stopped, %d clients)", kTypeName, static_cast<int>(srv->open));
   } else {
-    char ip[kIpLen];
-    int port = srv->port;
-    sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (srv->listener &&
-        getsockname(evconnlistener_get_fd(srv->listener), reinterpret_cast<sockaddr*>(&ss),
-                    &len) == 0 &&
-        sockaddr_ip(reinterpret_cast<sockaddr*>(&ss), ip, sizeof ip, &port)) {
-      // the real port, after listen(host, 0)
-    }
     char endpoint[kEndpointLen];
-    format_endpoint(endpoint, sizeof endpoint, srv->host, port);
+    format_endpoint(endpoint, sizeof endpoint, srv->host, srv->port);
     lua_pushfstring(L, "%s (%s %s, %d clients)", kTypeName,
                     srv->state == ListenState::Listening ? "listening" : "resolving", endpoint,
                     static_cast<int>(srv->open));

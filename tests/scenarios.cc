@@ -36,6 +36,7 @@ SCENARIO(graceful)
 SCENARIO(send_results)
 SCENARIO(limits)
 SCENARIO(reentrancy)
+SCENARIO(types)
 
 namespace {
 

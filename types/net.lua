@@ -1,0 +1,221 @@
+---@meta net
+-- Type definitions of lnet for the Lua language server (LuaLS): add this
+-- folder to "workspace.library" (LuaRocks installs it with the rock, under
+-- the rock's directory: `luarocks show lnet` prints where). The test
+-- tests/lua/types.lua checks these names against what the module exports.
+
+---@class net
+---@field _VERSION string "lnet X.Y.Z"
+---@field libevent_version string the libevent version in use
+local net = {}
+
+---@alias net.LoopMode
+---| "default" # until nothing is active or net.stop()
+---| "once"    # one round of events (returns at once when nothing is active)
+---| "nowait"  # what is ready now; never blocks
+
+---Runs the event loop. Returns true while something is still active (a
+---listening server, an open or connecting socket, a pending timer). An error
+---raised in a callback comes out of here with its traceback.
+---@param mode? net.LoopMode
+---@return boolean active
+function net.loop(mode) end
+
+---Makes a running net.loop() return after the current callback; outside a
+---loop it does nothing.
+function net.stop() end
+
+---Monotonic clock in milliseconds.
+---@return integer
+function net.now() end
+
+---@class net.Timer
+local Timer = {}
+
+---Cancels the timer (idempotent).
+function Timer:clear() end
+
+---Calls fn(...) once after ms milliseconds.
+---@param fn fun(...)
+---@param ms number
+---@param ... any passed to fn
+---@return net.Timer
+function net.setTimeout(fn, ms, ...) end
+
+---Calls fn(...) every ms milliseconds until cleared.
+---@param fn fun(...)
+---@param ms number
+---@param ... any passed to fn
+---@return net.Timer
+function net.setInterval(fn, ms, ...) end
+
+---Cancels a timer; nil does nothing; idempotent.
+---@param timer net.Timer?
+function net.clearTimeout(timer) end
+
+---Cancels an interval; nil does nothing; idempotent.
+---@param timer net.Timer?
+function net.clearInterval(timer) end
+
+---Options of sockets and servers (constructor, or 4th argument of
+---connect/listen). Unknown names raise.
+---@class net.Options
+---@field nodelay? boolean TCP_NODELAY (default false)
+---@field keepalive? boolean|integer SO_KEEPALIVE; a number is the idle delay in ms before probes (default false)
+---@field timeout? integer name resolution + connect, ms; 0 = none (default 0)
+---@field idle_timeout? integer close a connection with no traffic either way, ms; 0 = none (default 0)
+---@field backlog? integer listen() backlog (default 511)
+---@field reuseport? boolean SO_REUSEPORT (default false)
+---@field max_connections? integer stop accepting at this many clients; 0 = no limit (default 0)
+---@field max_buffer? integer the most bytes send() queues (default 8 MiB)
+---@field high_water? integer send() returns false above this many queued bytes (default 64 KiB)
+---@field allow_half_open? boolean a peer's FIN fires `end` instead of closing (default false)
+
+---@class net.SocketCallbacks
+---@field connected? fun() the connection is established
+---@field data? fun(data: string) bytes arrived
+---@field disconnected? fun() the connection ended (exactly once, last, only after connected)
+---@field error? fun(message: string) the connect failed or the connection broke
+---@field drain? fun() the send queue emptied after send() returned false
+---@field end? fun() the peer closed its side (with allow_half_open)
+
+---@class net.ServerCallbacks
+---@field connected? fun(client_id: integer) a client connected
+---@field data? fun(client_id: integer, data: string) bytes from a client
+---@field disconnected? fun(client_id: integer, reason: string?) a client ended; reason nil when orderly
+---@field started? fun() listening
+---@field error? fun(message: string) bind, listen or accept failed
+---@field drain? fun(client_id: integer) a client's send queue emptied after send() returned false
+---@field end? fun(client_id: integer) a client closed its side (with allow_half_open)
+
+---@class net.Stats
+---@field bytes_in integer bytes received
+---@field bytes_out integer bytes handed to the kernel
+---@field queued integer bytes waiting to be sent
+
+---@class net.ServerStats: net.Stats
+---@field accepted integer connections accepted
+---@field active integer connections open now
+---@field limit_pauses integer times accepting paused at max_connections
+
+---@class net.TCPSocket
+local TCPSocket = {}
+
+---@param options? net.Options
+---@return net.TCPSocket
+function net.TCPSocket(options) end
+
+---Starts connecting; callbacks fire from the loop.
+---@param host string name or IP (at most 255 bytes)
+---@param port integer 0..65535
+---@param callbacks net.SocketCallbacks
+---@param options? net.Options
+---@return true
+function TCPSocket:connect(host, port, callbacks, options) end
+
+---Queues bytes: true at or below high_water, false above it (drain follows),
+---nil and a message when nothing was queued.
+---@param data string
+---@return boolean|nil ok
+---@return string? message
+function TCPSocket:send(data) end
+
+---Graceful close: queued bytes are sent, then the socket closes.
+function TCPSocket:disconnect() end
+
+---Closes at once, dropping queued bytes.
+function TCPSocket:close() end
+
+---Sends FIN once the queue has drained; reading continues.
+function TCPSocket:shutdown() end
+
+---Stops reading (TCP pushes back on the peer).
+function TCPSocket:pause() end
+
+---Restarts reading.
+function TCPSocket:resume() end
+
+---@return string|nil ip
+---@return integer|string port_or_message
+function TCPSocket:peer() end
+
+---@return string|nil ip
+---@return integer|string port_or_message
+function TCPSocket:sockname() end
+
+---@return net.Stats
+function TCPSocket:stats() end
+
+---@class net.TCPServer
+local TCPServer = {}
+
+---@param options? net.Options
+---@return net.TCPServer
+function net.TCPServer(options) end
+
+---Binds and listens; started or error fire from the loop.
+---@param host string "localhost", "0.0.0.0", "::", an IP or a name
+---@param port integer 0..65535 (0: any free port, see address())
+---@param callbacks net.ServerCallbacks
+---@param options? net.Options
+---@return true
+function TCPServer:listen(host, port, callbacks, options) end
+
+---@param client_id integer
+---@param data string
+---@return boolean|nil ok
+---@return string? message
+function TCPServer:send(client_id, data) end
+
+---Graceful close of one client.
+---@param client_id integer
+---@return true|nil ok
+---@return string? message
+function TCPServer:disconnect(client_id) end
+
+---Closes one client at once.
+---@param client_id integer
+---@return true|nil ok
+---@return string? message
+function TCPServer:close(client_id) end
+
+---@param client_id integer
+---@return true|nil ok
+---@return string? message
+function TCPServer:shutdown(client_id) end
+
+---@param client_id integer
+---@return true|nil ok
+---@return string? message
+function TCPServer:pause(client_id) end
+
+---@param client_id integer
+---@return true|nil ok
+---@return string? message
+function TCPServer:resume(client_id) end
+
+---Stops listening and disconnects every client gracefully.
+function TCPServer:stop() end
+
+---@return string|nil ip
+---@return integer|string port_or_message
+function TCPServer:address() end
+
+---@return integer[] ids of the connections that have not ended, ascending
+function TCPServer:clients() end
+
+---@param client_id integer
+---@return string|nil ip
+---@return integer|string port_or_message
+function TCPServer:peer(client_id) end
+
+---@param client_id integer
+---@return string|nil ip
+---@return integer|string port_or_message
+function TCPServer:sockname(client_id) end
+
+---@param client_id? integer
+---@return net.ServerStats|net.Stats
+function TCPServer:stats(client_id) end
+
+return net
