@@ -56,4 +56,7 @@ build = {
          lnet = "bin/lnet",
       },
    },
+   -- Shipped in the rock's directory (`luarocks show lnet` prints it):
+   -- types/net.lua, the LuaLS definitions, and the examples.
+   copy_directories = { "types", "examples" },
 }
