@@ -52,6 +52,8 @@ struct Server final : ConnOwner {
   lua_Integer last_id = 0;
   uint64_t accepted = 0;
   uint64_t limit_pauses = 0;
+  uint64_t ended_in = 0;   // bytes of connections that have ended
+  uint64_t ended_out = 0;
   char msg[kEndpointLen + 128] = "";
 
   void conn_connect_result(Conn*, int) noexcept override {}
@@ -283,6 +285,8 @@ void run_conn_deferred(Deferred* d) {
   call.text = reason;
   call.len = reason ? std::strlen(reason) : 0;
   fire(ctx, &call);
+  srv->ended_in += c->bytes_in;
+  srv->ended_out += conn_bytes_out(c);
   conn_release(c);
   delete c;
   maybe_release(ctx->L, srv);
@@ -493,7 +497,7 @@ int server_stats(lua_State* L) {
     push_conn_stats(L, c);
     return 1;
   }
-  uint64_t in = 0, out = 0, queued = 0;
+  uint64_t in = srv->ended_in, out = srv->ended_out, queued = 0;
   for (const auto& [id, c] : srv->conns) {
     in += c->bytes_in;
     out += conn_bytes_out(c);
