@@ -136,7 +136,7 @@ void on_idle(evutil_socket_t, short, void* arg) {
     conn_close(c, EndKind::IdleTimeout, 0);
     return;
   }
-  timeval tv{static_cast<time_t>(left / 1000), static_cast<suseconds_t>(left % 1000 * 1000)};
+  timeval tv = ms_timeval(left);
   event_add(c->idle_ev, &tv);
 }
 
@@ -176,8 +176,7 @@ void conn_opened(Conn* c) noexcept {
   if (c->opt->idle_timeout_ms > 0) {
     if (c->idle_ev == nullptr) c->idle_ev = event_new(c->ctx->base, -1, 0, on_idle, c);
     if (c->idle_ev) {
-      int64_t ms = c->opt->idle_timeout_ms;
-      timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
+      timeval tv = ms_timeval(c->opt->idle_timeout_ms);
       event_add(c->idle_ev, &tv);
     }
   }
@@ -286,11 +285,24 @@ uint64_t conn_bytes_out(const Conn* c) noexcept {
   return c->bytes_direct + c->bytes_queued - conn_queued(c);
 }
 
-const char* send_result_message(SendResult r) noexcept {
+int push_send_result(lua_State* L, SendResult r) {
   switch (r) {
-    case SendResult::Full: return "send buffer full (max_buffer reached)";
-    case SendResult::Closing: return "connection is closing";
-    default: return "not connected";
+    case SendResult::Below:
+    case SendResult::Above:
+      lua_pushboolean(L, r == SendResult::Below);
+      return 1;
+    case SendResult::Full:
+      lua_pushnil(L);
+      lua_pushliteral(L, "send buffer full (max_buffer reached)");
+      return 2;
+    case SendResult::Closing:
+      lua_pushnil(L);
+      lua_pushliteral(L, "connection is closing");
+      return 2;
+    default:
+      lua_pushnil(L);
+      lua_pushliteral(L, "not connected");
+      return 2;
   }
 }
 

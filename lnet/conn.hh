@@ -91,7 +91,8 @@ void conn_release(Conn* c) noexcept;
 evutil_socket_t conn_fd(const Conn* c) noexcept;
 size_t conn_queued(const Conn* c) noexcept;
 uint64_t conn_bytes_out(const Conn* c) noexcept;
-const char* send_result_message(SendResult r) noexcept;
+// Pushes send()'s results: true / false, or nil, message.
+int push_send_result(lua_State* L, SendResult r);
 // Pushes the stats table {bytes_in, bytes_out, queued}.
 void push_conn_stats(lua_State* L, const Conn* c);
 

@@ -5,6 +5,8 @@
 
 #include <lua.hpp>
 
+#include <sys/time.h>
+
 #include <cstdint>
 
 struct event;
@@ -88,5 +90,10 @@ void report_unhandled(const char* msg, size_t len) noexcept;
 
 // Milliseconds on the monotonic clock.
 int64_t now_ms() noexcept;
+
+// A delay in milliseconds as libevent wants it.
+inline timeval ms_timeval(int64_t ms) noexcept {
+  return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
+}
 
 }  // namespace lnet

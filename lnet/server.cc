@@ -152,7 +152,7 @@ void on_accept_error(evconnlistener* lev, void* arg) {
   evconnlistener_disable(lev);
   if (!srv->backoff_ev) srv->backoff_ev = event_new(srv->ctx->base, -1, 0, on_backoff, srv);
   if (srv->backoff_ev) {
-    timeval tv{0, kAcceptBackoffMs * 1000};
+    timeval tv = ms_timeval(kAcceptBackoffMs);
     event_add(srv->backoff_ev, &tv);
   }
   if (srv->accept_error_reported) return;
@@ -164,20 +164,12 @@ void on_accept_error(evconnlistener* lev, void* arg) {
   fire_server(srv, kError, srv->msg);
 }
 
-void fail(Server* srv, int err) noexcept {
+// 'error' follows from the loop; why is a strerror or resolver text.
+void fail(Server* srv, const char* why) noexcept {
   char endpoint[kEndpointLen];
   format_endpoint(endpoint, sizeof endpoint, srv->host, srv->port);
-  std::snprintf(srv->msg, sizeof srv->msg, "listen on %s failed: %s", endpoint,
-                evutil_socket_error_to_string(err));
-  srv->pending |= kFailedCb;
-  defer(srv->ctx, &srv->defer);
-}
-
-void fail_lookup(Server* srv, int gai_err) noexcept {
-  char endpoint[kEndpointLen];
-  format_endpoint(endpoint, sizeof endpoint, srv->host, srv->port);
-  std::snprintf(srv->msg, sizeof srv->msg, "listen on %s failed: %s", endpoint,
-                evutil_gai_strerror(gai_err));
+  std::snprintf(srv->msg, sizeof srv->msg, "listen on %s failed: %s", endpoint, why);
+  srv->state = ListenState::Idle;
   srv->pending |= kFailedCb;
   defer(srv->ctx, &srv->defer);
 }
@@ -223,8 +215,7 @@ void bind_addresses(Server* srv, evutil_addrinfo* list) noexcept {
     defer(srv->ctx, &srv->defer);
     return;
   }
-  srv->state = ListenState::Idle;
-  fail(srv, err);
+  fail(srv, evutil_socket_error_to_string(err));
 }
 
 void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
@@ -232,8 +223,7 @@ void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
   srv->lookup = nullptr;
   if (err != 0) {
     if (ai) evutil_freeaddrinfo(ai);
-    srv->state = ListenState::Idle;
-    fail_lookup(srv, err);
+    fail(srv, evutil_gai_strerror(err));
     return;
   }
   bind_addresses(srv, ai);
@@ -366,16 +356,6 @@ int server_listen(lua_State* L) {
   return 1;
 }
 
-int push_send_result(lua_State* L, SendResult r) {
-  if (r == SendResult::Below || r == SendResult::Above) {
-    lua_pushboolean(L, r == SendResult::Below);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushstring(L, send_result_message(r));
-  return 2;
-}
-
 int server_send(lua_State* L) {
   Server* srv = check_server(L);
   size_t len = 0;
@@ -385,47 +365,15 @@ int server_send(lua_State* L) {
   return push_send_result(L, conn_send(c, data, len));
 }
 
-int server_disconnect(lua_State* L) {
-  Server* srv = check_server(L);
-  Conn* c = check_conn(L, srv);
-  if (!c) return 2;
-  conn_disconnect(c);
-  lua_pushboolean(L, 1);
-  return 1;
-}
+void close_now(Conn* c) noexcept { conn_close(c, EndKind::Orderly, 0); }
 
-int server_close(lua_State* L) {
+// server:OP(id) -> true, or nil, message for an unknown id.
+template <void (*Op)(Conn*) noexcept>
+int server_conn_op(lua_State* L) {
   Server* srv = check_server(L);
   Conn* c = check_conn(L, srv);
   if (!c) return 2;
-  conn_close(c, EndKind::Orderly, 0);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-int server_pause(lua_State* L) {
-  Server* srv = check_server(L);
-  Conn* c = check_conn(L, srv);
-  if (!c) return 2;
-  conn_pause(c);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-int server_resume(lua_State* L) {
-  Server* srv = check_server(L);
-  Conn* c = check_conn(L, srv);
-  if (!c) return 2;
-  conn_resume(c);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-int server_shutdown(lua_State* L) {
-  Server* srv = check_server(L);
-  Conn* c = check_conn(L, srv);
-  if (!c) return 2;
-  conn_shutdown(c);
+  Op(c);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -560,9 +508,14 @@ int server_tostring(lua_State* L) {
 }
 
 const luaL_Reg kMethods[] = {
-    {"listen", server_listen},   {"send", server_send},       {"disconnect", server_disconnect},
-    {"close", server_close},     {"shutdown", server_shutdown}, {"pause", server_pause},
-    {"resume", server_resume},   {"stop", server_stop},       {"address", server_address},
+    {"listen", server_listen},
+    {"send", server_send},
+    {"disconnect", server_conn_op<conn_disconnect>},
+    {"close", server_conn_op<close_now>},
+    {"shutdown", server_conn_op<conn_shutdown>},
+    {"pause", server_conn_op<conn_pause>},
+    {"resume", server_conn_op<conn_resume>},
+    {"stop", server_stop},       {"address", server_address},
     {"clients", server_clients}, {"peer", server_peer},       {"sockname", server_sockname},
     {"stats", server_stats},     {nullptr, nullptr}};
 

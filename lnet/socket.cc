@@ -133,8 +133,7 @@ void start(Socket* s) noexcept {
   if (s->cur.timeout_ms > 0) {
     if (!s->timeout_ev) s->timeout_ev = event_new(s->conn.ctx->base, -1, 0, on_timeout, s);
     if (s->timeout_ev) {
-      int64_t ms = s->cur.timeout_ms;
-      timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
+      timeval tv = ms_timeval(s->cur.timeout_ms);
       event_add(s->timeout_ev, &tv);
     }
   }
@@ -285,16 +284,6 @@ int socket_connect(lua_State* L) {
   return 1;
 }
 
-int push_send_result(lua_State* L, SendResult r) {
-  if (r == SendResult::Below || r == SendResult::Above) {
-    lua_pushboolean(L, r == SendResult::Below);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushstring(L, send_result_message(r));
-  return 2;
-}
-
 int socket_send(lua_State* L) {
   Socket* s = check_socket(L);
   size_t len = 0;
@@ -362,20 +351,16 @@ int socket_resume(lua_State* L) {
   return 0;
 }
 
-int socket_peer(lua_State* L) {
-  Socket* s = check_socket(L);
-  evutil_socket_t fd = s->conn.state == ConnState::Open || s->conn.state == ConnState::Closing
-                           ? conn_fd(&s->conn)
-                           : -1;
-  return push_socket_address(L, fd, true);
+// The socket of an established connection, else -1 ("not connected").
+evutil_socket_t connected_fd(const Socket* s) {
+  ConnState st = s->conn.state;
+  return st == ConnState::Open || st == ConnState::Closing ? conn_fd(&s->conn) : -1;
 }
 
+int socket_peer(lua_State* L) { return push_socket_address(L, connected_fd(check_socket(L)), true); }
+
 int socket_sockname(lua_State* L) {
-  Socket* s = check_socket(L);
-  evutil_socket_t fd = s->conn.state == ConnState::Open || s->conn.state == ConnState::Closing
-                           ? conn_fd(&s->conn)
-                           : -1;
-  return push_socket_address(L, fd, false);
+  return push_socket_address(L, connected_fd(check_socket(L)), false);
 }
 
 int socket_stats(lua_State* L) {
