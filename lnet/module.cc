@@ -34,7 +34,9 @@ int net_loop(lua_State* L) {
       if (ctx->anchored > 0) event_base_loop(ctx->base, EVLOOP_ONCE);
       break;
     default:
-      event_base_loop(ctx->base, EVLOOP_NONBLOCK);
+      // NONBLOCK alone goes on polling while each round finds events, so a
+      // busy peer could hold the caller's frame forever: one round only.
+      event_base_loop(ctx->base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
       break;
   }
   ctx->running = false;

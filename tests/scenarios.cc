@@ -37,6 +37,7 @@ SCENARIO(send_results)
 SCENARIO(limits)
 SCENARIO(reentrancy)
 SCENARIO(types)
+SCENARIO(nowait)
 
 namespace {
 
