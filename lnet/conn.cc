@@ -111,11 +111,9 @@ void on_event(bufferevent*, short what, void* arg) {
     if (c->state != ConnState::Open) return;  // Closing: already on its way out
     if (c->opt->allow_half_open) {
       bufferevent_disable(c->bev, EV_READ);
-      if (c->shutdown_done) {
-        conn_close(c, EndKind::Orderly, 0);
-        return;
-      }
       c->owner->conn_end(c);
+      // Our side was already shut down: both directions are done.
+      if (c->state == ConnState::Open && c->shutdown_done) conn_close(c, EndKind::Orderly, 0);
       return;
     }
     // The peer is done: send what is queued, then close.
