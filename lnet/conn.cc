@@ -7,7 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -15,62 +15,64 @@
 
 namespace lnet {
 
+// Reading: the connection's own EV_READ|EV_PERSIST event reads straight
+// into the context's buffer and hands it to Lua as one string, with no
+// evbuffer between. (libevent 2.1's bufferevent reads cost an
+// ioctl(FIONREAD) per read and cap each read at 4 KiB.)
+//
+// Writing: send() writes through to the socket while nothing is queued; a
+// bufferevent, made on first need, queues what the kernel did not take and
+// writes it when the socket is writable. Clients also connect through it.
+// An idle connection thus holds one event, no bufferevent and no buffers.
+
 namespace {
 
-// libevent 2.1 reads at most 4 KiB per readable event (EVBUFFER_MAX_READ).
-// When a read came back full, more is likely waiting: take it now, up to
-// kReadBatch, so one 'data' callback carries it. A short read means the
-// socket is drained, so ping-pong traffic pays no extra system call.
-constexpr size_t kLibeventReadCap = 4096;
-constexpr size_t kReadBatch = 256 * 1024;
+constexpr int kReadRounds = 4;  // reads per readable event, for fairness
 
-void read_more(Conn* c, evbuffer* in, size_t have) noexcept {
-  size_t budget = kReadBatch - have;
-  if (c->opt->max_buffer < kReadBatch) budget = c->opt->max_buffer > have ? c->opt->max_buffer - have : 0;
-  evutil_socket_t fd = conn_fd(c);
-  while (budget > 0) {
-    evbuffer_iovec v[2];
-    int nv = evbuffer_reserve_space(in, static_cast<ev_ssize_t>(budget), v, 2);
-    if (nv <= 0) return;
-    // evbuffer_iovec has the layout of struct iovec on POSIX systems.
-    ssize_t r = ::readv(fd, reinterpret_cast<iovec*>(v), nv);
-    if (r <= 0) {  // drained, EOF or error: the bufferevent sees it next round
-      evbuffer_commit_space(in, v, 0);
-      return;
-    }
-    size_t left = static_cast<size_t>(r);
-    size_t asked = 0;
-    for (int i = 0; i < nv; i++) {
-      asked += v[i].iov_len;
-      if (v[i].iov_len > left) v[i].iov_len = left;
-      left -= v[i].iov_len;
-    }
-    evbuffer_commit_space(in, v, nv);
-    budget -= static_cast<size_t>(r);
-    if (static_cast<size_t>(r) < asked) return;  // the socket is empty
-  }
-}
+void on_write(bufferevent*, void* arg);
+void on_event(bufferevent*, short what, void* arg);
 
-void on_read(bufferevent* bev, void* arg) {
-  Conn* c = static_cast<Conn*>(arg);
-  evbuffer* in = bufferevent_get_input(bev);
-  size_t n = evbuffer_get_length(in);
-  if (c->state != ConnState::Open || n == 0) {  // after disconnect(): no more data
-    evbuffer_drain(in, n);
+void on_eof(Conn* c) noexcept {
+  c->read_eof = true;
+  if (c->rev) event_del(c->rev);
+  if (c->opt->allow_half_open) {
+    c->owner->conn_end(c);
+    // Our side was already shut down: both directions are done.
+    if (c->state == ConnState::Open && c->shutdown_done) conn_close(c, EndKind::Orderly, 0);
     return;
   }
-  if (n >= kLibeventReadCap && !c->paused) {
-    evbuffer_unfreeze(in, 0);  // the bufferevent keeps its input's end frozen
-    read_more(c, in, n);
-    evbuffer_freeze(in, 0);
-    n = evbuffer_get_length(in);
-  }
-  c->bytes_in += n;
-  c->last_active = now_ms();
-  c->owner->conn_data(c, in);
+  conn_disconnect(c);  // the peer is done: send what is queued, then close
 }
 
-// Runs when the output buffer has emptied (low-water mark 0).
+void on_readable(evutil_socket_t fd, short, void* arg) {
+  Conn* c = static_cast<Conn*>(arg);
+  char* buf = context_read_buffer(c->ctx);
+  if (buf == nullptr) {
+    conn_close(c, EndKind::Error, ENOMEM);
+    return;
+  }
+  for (int round = 0; round < kReadRounds; round++) {
+    ssize_t n = ::read(fd, buf, kReadBufferSize);
+    if (n > 0) {
+      c->bytes_in += static_cast<uint64_t>(n);
+      c->last_active = now_ms();
+      c->owner->conn_data(c, buf, static_cast<size_t>(n));
+      // The callback may have closed, disconnected or paused it.
+      if (c->state != ConnState::Open || c->paused || c->read_eof) return;
+      if (static_cast<size_t>(n) < kReadBufferSize) return;  // drained
+      continue;
+    }
+    if (n == 0) {
+      on_eof(c);
+      return;
+    }
+    int err = errno;
+    if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) conn_close(c, EndKind::Error, err);
+    return;
+  }
+}
+
+// Runs when the queued output has all been written (low-water mark 0).
 void on_write(bufferevent*, void* arg) {
   Conn* c = static_cast<Conn*>(arg);
   c->last_active = now_ms();
@@ -80,7 +82,7 @@ void on_write(bufferevent*, void* arg) {
   }
   if (c->shutdown_wanted && !c->shutdown_done) {
     c->shutdown_done = true;
-    ::shutdown(conn_fd(c), SHUT_WR);
+    ::shutdown(c->fd, SHUT_WR);
     if (c->read_eof) {  // both directions are done
       conn_close(c, EndKind::Orderly, 0);
       return;
@@ -92,6 +94,7 @@ void on_write(bufferevent*, void* arg) {
   }
 }
 
+// The bufferevent reports connects and write errors (it never reads).
 void on_event(bufferevent*, short what, void* arg) {
   Conn* c = static_cast<Conn*>(arg);
   int err = EVUTIL_SOCKET_ERROR();  // before anything else can change it
@@ -102,23 +105,7 @@ void on_event(bufferevent*, short what, void* arg) {
       c->owner->conn_connect_result(c, err ? err : ECONNREFUSED);
     return;
   }
-  if (what & BEV_EVENT_ERROR) {
-    conn_close(c, EndKind::Error, err ? err : EIO);
-    return;
-  }
-  if (what & BEV_EVENT_EOF) {
-    c->read_eof = true;
-    if (c->state != ConnState::Open) return;  // Closing: already on its way out
-    if (c->opt->allow_half_open) {
-      bufferevent_disable(c->bev, EV_READ);
-      c->owner->conn_end(c);
-      // Our side was already shut down: both directions are done.
-      if (c->state == ConnState::Open && c->shutdown_done) conn_close(c, EndKind::Orderly, 0);
-      return;
-    }
-    // The peer is done: send what is queued, then close.
-    conn_disconnect(c);
-  }
+  if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) conn_close(c, EndKind::Error, err ? err : EPIPE);
 }
 
 void on_idle(evutil_socket_t, short, void* arg) {
@@ -139,37 +126,56 @@ void on_idle(evutil_socket_t, short, void* arg) {
 }
 
 void apply_socket_options(Conn* c) noexcept {
-  evutil_socket_t fd = conn_fd(c);
   int one = 1;
-  if (c->opt->nodelay) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (c->opt->nodelay) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (c->opt->keepalive) {
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     if (c->opt->keepalive_ms > 0) {
       int secs = c->opt->keepalive_ms / 1000;
-      setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof secs);
+      setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof secs);
     }
   }
 }
 
 }  // namespace
 
-bool conn_create(Conn* c, evutil_socket_t fd) noexcept {
-  c->bev = bufferevent_socket_new(c->ctx->base, fd, BEV_OPT_CLOSE_ON_FREE);
-  if (c->bev == nullptr) return false;
-  bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-  bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+void conn_drop(Conn* c) noexcept {
+  if (c->bev) bufferevent_free(c->bev);  // safe inside its own callback
+  c->bev = nullptr;
+  if (c->rev) event_free(c->rev);  // only ever called outside its callback
+  c->rev = nullptr;
+  if (c->fd >= 0) evutil_closesocket(c->fd);
+  c->fd = -1;
+}
+
+void conn_create(Conn* c, evutil_socket_t fd) noexcept {
+  conn_drop(c);  // a client socket connecting again
+  c->fd = fd;
   c->paused = c->want_drain = c->read_eof = false;
   c->shutdown_wanted = c->shutdown_done = c->end_wanted = false;
   c->end = EndKind::Orderly;
   c->reason = "";
   c->bytes_in = c->bytes_direct = c->bytes_queued = c->idle_seen_out = 0;
+}
+
+bool conn_output(Conn* c) noexcept {
+  if (c->bev) return true;
+  c->bev = bufferevent_socket_new(c->ctx->base, c->fd, 0);  // the fd stays ours
+  if (c->bev == nullptr) return false;
+  bufferevent_setcb(c->bev, nullptr, on_write, on_event, c);
+  bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+  if (c->state == ConnState::Open || c->state == ConnState::Closing)
+    bufferevent_enable(c->bev, EV_WRITE);
   return true;
 }
 
-void conn_opened(Conn* c) noexcept {
+bool conn_opened(Conn* c) noexcept {
   c->state = ConnState::Open;
+  if (c->rev == nullptr) c->rev = event_new(c->ctx->base, c->fd, EV_READ | EV_PERSIST, on_readable, c);
+  if (c->rev == nullptr) return false;
   apply_socket_options(c);
-  bufferevent_enable(c->bev, c->paused ? EV_WRITE : EV_READ | EV_WRITE);
+  if (!c->paused) event_add(c->rev, nullptr);
+  if (c->bev) bufferevent_enable(c->bev, EV_WRITE);  // bytes sent while connecting
   c->last_active = now_ms();
   if (c->opt->idle_timeout_ms > 0) {
     if (c->idle_ev == nullptr) c->idle_ev = event_new(c->ctx->base, -1, 0, on_idle, c);
@@ -178,6 +184,7 @@ void conn_opened(Conn* c) noexcept {
       event_add(c->idle_ev, &tv);
     }
   }
+  return true;
 }
 
 SendResult conn_send(Conn* c, const char* data, size_t len) noexcept {
@@ -191,13 +198,12 @@ SendResult conn_send(Conn* c, const char* data, size_t len) noexcept {
       break;
   }
   if (c->shutdown_wanted || c->end_wanted) return SendResult::Closing;
-  evbuffer* out = bufferevent_get_output(c->bev);
-  size_t queued = evbuffer_get_length(out);
+  size_t queued = conn_queued(c);
   if (len > c->opt->max_buffer || queued > c->opt->max_buffer - len) return SendResult::Full;
   // Write-through: with nothing queued, hand the bytes to the kernel now and
-  // queue only what it did not take (saves the EV_WRITE round trip).
+  // queue only what it did not take.
   if (queued == 0 && len > 0 && c->state == ConnState::Open) {
-    ssize_t n = ::send(conn_fd(c), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = ::send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       data += n;
       len -= static_cast<size_t>(n);
@@ -208,10 +214,10 @@ SendResult conn_send(Conn* c, const char* data, size_t len) noexcept {
     // error on its write and reports it from the loop.
   }
   if (len > 0) {
-    if (bufferevent_write(c->bev, data, len) != 0) return SendResult::Full;
+    if (!conn_output(c) || bufferevent_write(c->bev, data, len) != 0) return SendResult::Full;
     c->bytes_queued += len;
   }
-  if (evbuffer_get_length(out) > c->opt->high_water) {
+  if (conn_queued(c) > c->opt->high_water) {
     c->want_drain = true;
     return SendResult::Above;
   }
@@ -221,9 +227,8 @@ SendResult conn_send(Conn* c, const char* data, size_t len) noexcept {
 void conn_disconnect(Conn* c) noexcept {
   if (c->state != ConnState::Open) return;
   c->state = ConnState::Closing;
-  bufferevent_disable(c->bev, EV_READ);
-  if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-    conn_close(c, EndKind::Orderly, 0);
+  if (c->rev) event_del(c->rev);  // no more 'data'
+  if (conn_queued(c) == 0) conn_close(c, EndKind::Orderly, 0);
   // else on_write closes once the queue is flushed
 }
 
@@ -234,11 +239,14 @@ void conn_close(Conn* c, EndKind kind, int err) noexcept {
     c->reason = evutil_socket_error_to_string(err);  // strerror: static text
   else if (kind == EndKind::IdleTimeout)
     c->reason = "idle timeout";
-  if (c->bev) {
-    c->bytes_queued -= conn_queued(c);  // dropped, never sent
-    bufferevent_free(c->bev);           // safe inside its own callback
-    c->bev = nullptr;
-  }
+  c->bytes_queued -= conn_queued(c);  // dropped, never sent
+  if (c->bev) bufferevent_free(c->bev);
+  c->bev = nullptr;
+  // The read event may be running this very call: delete it now, free it
+  // when the connection is released.
+  if (c->rev) event_del(c->rev);
+  if (c->fd >= 0) evutil_closesocket(c->fd);
+  c->fd = -1;
   if (c->idle_ev) event_del(c->idle_ev);
   c->state = ConnState::Closed;
   c->owner->conn_closed(c);
@@ -246,34 +254,33 @@ void conn_close(Conn* c, EndKind kind, int err) noexcept {
 
 void conn_pause(Conn* c) noexcept {
   c->paused = true;
-  if (c->bev && c->state == ConnState::Open) bufferevent_disable(c->bev, EV_READ);
+  if (c->rev && c->state == ConnState::Open) event_del(c->rev);
 }
 
 void conn_resume(Conn* c) noexcept {
   c->paused = false;
-  if (c->bev && c->state == ConnState::Open && !c->read_eof) bufferevent_enable(c->bev, EV_READ);
+  if (c->rev && c->state == ConnState::Open && !c->read_eof) event_add(c->rev, nullptr);
 }
 
 void conn_shutdown(Conn* c) noexcept {
   if (c->state != ConnState::Open || c->shutdown_wanted) return;
   c->shutdown_wanted = true;
-  if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+  if (conn_queued(c) == 0) {
     c->shutdown_done = true;
-    ::shutdown(conn_fd(c), SHUT_WR);
+    ::shutdown(c->fd, SHUT_WR);
     if (c->read_eof) conn_close(c, EndKind::Orderly, 0);
   }
 }
 
 void conn_release(Conn* c) noexcept {
   undefer(&c->defer);
-  if (c->bev) bufferevent_free(c->bev);
+  conn_drop(c);
   if (c->idle_ev) event_free(c->idle_ev);
-  c->bev = nullptr;
   c->idle_ev = nullptr;
   c->state = ConnState::Idle;
 }
 
-evutil_socket_t conn_fd(const Conn* c) noexcept { return c->bev ? bufferevent_getfd(c->bev) : -1; }
+evutil_socket_t conn_fd(const Conn* c) noexcept { return c->fd; }
 
 size_t conn_queued(const Conn* c) noexcept {
   return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;

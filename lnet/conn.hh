@@ -34,7 +34,7 @@ struct Conn;
 // from inside a Lua call), so owners may dispatch Lua callbacks from them.
 struct ConnOwner {
   virtual void conn_connect_result(Conn* c, int err) noexcept = 0;  // err 0: connected
-  virtual void conn_data(Conn* c, evbuffer* in) noexcept = 0;
+  virtual void conn_data(Conn* c, const char* data, size_t len) noexcept = 0;
   virtual void conn_drain(Conn* c) noexcept = 0;
   virtual void conn_end(Conn* c) noexcept = 0;  // peer's FIN, with allow_half_open
   // The socket is gone (state Closed). The owner defers its 'disconnected'.
@@ -49,7 +49,9 @@ struct Conn {
   Context* ctx = nullptr;
   ConnOwner* owner = nullptr;
   const Options* opt = nullptr;
-  bufferevent* bev = nullptr;
+  evutil_socket_t fd = -1;     // owned by the connection
+  event* rev = nullptr;        // reading: EV_READ|EV_PERSIST, made when it opens
+  bufferevent* bev = nullptr;  // queued output (and a client's connect); made on need
   event* idle_ev = nullptr;
   lua_Integer id = 0;  // server connections
   ConnState state = ConnState::Idle;
@@ -71,12 +73,15 @@ struct Conn {
 
 enum class SendResult { Below, Above, Full, NotConnected, Closing };
 
-// Creates the bufferevent for fd (-1: none yet, for a client about to
-// connect) with reading and writing off. False when out of memory.
-bool conn_create(Conn* c, evutil_socket_t fd) noexcept;
+// Starts a connection on fd (-1: none yet, for a client about to connect),
+// dropping what a previous connection of the same object left.
+void conn_create(Conn* c, evutil_socket_t fd) noexcept;
+// Makes the bufferevent that queues output (and connects clients); false
+// when out of memory.
+bool conn_output(Conn* c) noexcept;
 // The connection is established: options applied, reading on (unless
-// paused), idle timer armed.
-void conn_opened(Conn* c) noexcept;
+// paused), idle timer armed. False when out of memory.
+bool conn_opened(Conn* c) noexcept;
 SendResult conn_send(Conn* c, const char* data, size_t len) noexcept;
 // Graceful: no more data callbacks, queue flushed, then closed.
 void conn_disconnect(Conn* c) noexcept;
@@ -85,7 +90,11 @@ void conn_close(Conn* c, EndKind kind, int err) noexcept;
 void conn_pause(Conn* c) noexcept;
 void conn_resume(Conn* c) noexcept;
 void conn_shutdown(Conn* c) noexcept;
-// Frees everything without telling anyone (finalizers, teardown).
+// Frees the socket, its events and queue without telling anyone; never
+// from inside the connection's own read callback.
+void conn_drop(Conn* c) noexcept;
+// conn_drop, and the idle timer, and off the deferred queue (finalizers,
+// the end of a server connection).
 void conn_release(Conn* c) noexcept;
 
 evutil_socket_t conn_fd(const Conn* c) noexcept;

@@ -2,7 +2,6 @@
 
 #include "address.hh"
 
-#include <event2/buffer.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 
@@ -55,6 +54,8 @@ void context_free(Context* ctx) noexcept {
   ctx->defer_ev = nullptr;
   ctx->base = nullptr;
   lookup_free_orphans(ctx);
+  std::free(ctx->read_buf);
+  ctx->read_buf = nullptr;
 }
 
 int context_gc(lua_State* L) {
@@ -107,6 +108,11 @@ void dns_log(int severity, const char* msg) {
 }
 
 }  // namespace
+
+char* context_read_buffer(Context* ctx) noexcept {
+  if (!ctx->read_buf) ctx->read_buf = static_cast<char*>(std::malloc(kReadBufferSize));
+  return ctx->read_buf;
+}
 
 evdns_base* context_dns(Context* ctx) noexcept {
   if (ctx->dns) return ctx->dns;
@@ -219,20 +225,12 @@ int fire_body(lua_State* L) {
   push_anchored(L, call->key);
   int type = lua_type(L, -1) == LUA_TUSERDATA ? lua_getiuservalue(L, -1, call->slot) : LUA_TNIL;
   if (type != LUA_TFUNCTION) {
-    if (call->in) evbuffer_drain(call->in, evbuffer_get_length(call->in));
     if (call->report && call->text) report_unhandled(call->text, call->len);
     return 0;
   }
   int nargs = 0;
   if (call->id != 0) lua_pushinteger(L, call->id), nargs++;
-  if (call->in) {
-    size_t n = evbuffer_get_length(call->in);
-    luaL_Buffer b;
-    char* p = luaL_buffinitsize(L, &b, n);
-    evbuffer_remove(call->in, p, n);
-    luaL_pushresultsize(&b, n);
-    nargs++;
-  } else if (call->text) {
+  if (call->text) {
     lua_pushlstring(L, call->text, call->len);
     nargs++;
   }

@@ -42,7 +42,13 @@ struct Context {
   bool stop_requested = false;
   bool error_pending = false;  // a callback raised: the error is on L's stack top
   Lookup* orphans = nullptr;   // cancelled lookups not yet answered (address.cc)
+  char* read_buf = nullptr;    // every connection reads into it (made on first use)
 };
+
+// The size of Context::read_buf: the most one read() takes.
+constexpr size_t kReadBufferSize = 64 * 1024;
+// The read buffer, made on first use; null when out of memory.
+char* context_read_buffer(Context* ctx) noexcept;
 
 // The context is the upvalue 1 of every function of the module.
 inline Context* upvalue_context(lua_State* L) {
@@ -73,14 +79,13 @@ void undefer(Deferred* d) noexcept;
 void dispatch(Context* ctx, lua_CFunction body, void* arg) noexcept;
 
 // A Lua callback to fire: the function in uservalue `slot` of the anchored
-// userdata `key`, called with (id,) (text or the contents of in).
+// userdata `key`, called with (id,) (text).
 struct Call {
   const void* key = nullptr;
   int slot = 0;
   lua_Integer id = 0;           // pushed first when not 0
   const char* text = nullptr;   // pushed as a string when not null
   size_t len = 0;
-  evbuffer* in = nullptr;  // drained into a string argument
   bool report = false;          // no callback: write text to stderr
 };
 void fire(Context* ctx, Call* call) noexcept;

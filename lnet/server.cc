@@ -57,7 +57,7 @@ struct Server final : ConnOwner {
   char msg[kEndpointLen + 128] = "";
 
   void conn_connect_result(Conn*, int) noexcept override {}
-  void conn_data(Conn* c, evbuffer* in) noexcept override;
+  void conn_data(Conn* c, const char* data, size_t len) noexcept override;
   void conn_drain(Conn* c) noexcept override;
   void conn_end(Conn* c) noexcept override;
   void conn_closed(Conn* c) noexcept override;
@@ -119,8 +119,9 @@ void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
   c->opt = &srv->cur;
   c->defer.run = run_conn_deferred;
   c->defer.owner = c;
-  if (!conn_create(c, fd)) {
-    evutil_closesocket(fd);
+  conn_create(c, fd);
+  if (!conn_opened(c)) {
+    conn_release(c);  // closes fd
     delete c;
     return;
   }
@@ -134,7 +135,6 @@ void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
   }
   srv->open++;
   srv->accepted++;
-  conn_opened(c);
   update_accepting(srv);
   fire_conn(srv, kConnected, c->id);
 }
@@ -282,12 +282,13 @@ void run_conn_deferred(Deferred* d) {
   maybe_release(ctx->L, srv);
 }
 
-void Server::conn_data(Conn* c, evbuffer* in) noexcept {
+void Server::conn_data(Conn* c, const char* data, size_t len) noexcept {
   Call call;
   call.key = this;
   call.slot = kData;
   call.id = c->id;
-  call.in = in;
+  call.text = data;
+  call.len = len;
   fire(ctx, &call);
 }
 

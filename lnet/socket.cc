@@ -44,7 +44,7 @@ struct Socket final : ConnOwner {
   char msg[kEndpointLen + 128] = "";
 
   void conn_connect_result(Conn* c, int err) noexcept override;
-  void conn_data(Conn* c, evbuffer* in) noexcept override;
+  void conn_data(Conn* c, const char* data, size_t len) noexcept override;
   void conn_drain(Conn* c) noexcept override;
   void conn_end(Conn* c) noexcept override;
   void conn_closed(Conn* c) noexcept override;
@@ -72,8 +72,7 @@ void fail(Socket* s, const char* why) noexcept {
   format_endpoint(endpoint, sizeof endpoint, s->host, s->port);
   std::snprintf(s->msg, sizeof s->msg, "connect to %s failed: %s", endpoint, why);
   clear_attempt(s);
-  if (s->conn.bev) bufferevent_free(s->conn.bev);
-  s->conn.bev = nullptr;
+  conn_drop(&s->conn);  // what was sent while connecting goes too
   s->conn.state = ConnState::Closed;
   s->failed = true;
   s->conn.pending |= kFinish;
@@ -83,10 +82,10 @@ void fail(Socket* s, const char* why) noexcept {
 void attempt(Socket* s) noexcept {
   Conn* c = &s->conn;
   if (c->state != ConnState::Connecting) return;  // timed out or closed meanwhile
-  evutil_socket_t old = bufferevent_getfd(c->bev);
-  if (old >= 0) {
+  if (c->fd >= 0) {  // the previous address failed
     bufferevent_setfd(c->bev, -1);
-    evutil_closesocket(old);
+    evutil_closesocket(c->fd);
+    c->fd = -1;
   }
   while (s->next_addr) {
     evutil_addrinfo* ai = s->next_addr;
@@ -98,6 +97,7 @@ void attempt(Socket* s) noexcept {
     }
     if (::connect(fd, ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen)) == 0 ||
         errno == EINPROGRESS) {
+      c->fd = fd;
       bufferevent_setfd(c->bev, fd);
       // With the fd set and no address, libevent waits for the connect.
       bufferevent_socket_connect(c->bev, nullptr, 0);
@@ -194,17 +194,21 @@ void Socket::conn_connect_result(Conn* c, int err) noexcept {
     return;
   }
   clear_attempt(this);
-  conn_opened(c);
+  if (!conn_opened(c)) {
+    fail(this, evutil_socket_error_to_string(ENOMEM));
+    return;
+  }
   connected_fired = true;
   fire_simple(this, kConnected);
   if (c->end_wanted && c->state == ConnState::Open) conn_disconnect(c);
 }
 
-void Socket::conn_data(Conn*, evbuffer* in) noexcept {
+void Socket::conn_data(Conn*, const char* data, size_t len) noexcept {
   Call call;
   call.key = this;
   call.slot = kData;
-  call.in = in;
+  call.text = data;
+  call.len = len;
   fire(conn.ctx, &call);
 }
 
@@ -267,7 +271,8 @@ int socket_connect(lua_State* L) {
   set_callbacks(L, 1, 4, kCallbackNames);
   anchor(L, s->conn.ctx, s, 1);  // the last call that may raise
   Conn* c = &s->conn;
-  if (!conn_create(c, -1)) {
+  conn_create(c, -1);
+  if (!conn_output(c)) {  // holds what is sent before the connect completes
     unanchor(L, c->ctx, s);
     return luaL_error(L, "connect: out of memory");
   }
@@ -294,8 +299,7 @@ int socket_send(lua_State* L) {
 // Ends a connection attempt that never connected: nothing fires.
 void cancel_attempt(lua_State* L, Socket* s) {
   clear_attempt(s);
-  if (s->conn.bev) bufferevent_free(s->conn.bev);
-  s->conn.bev = nullptr;
+  conn_drop(&s->conn);
   s->conn.state = ConnState::Idle;
   s->conn.pending = 0;
   undefer(&s->conn.defer);
