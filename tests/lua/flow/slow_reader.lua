@@ -87,8 +87,12 @@ t.eq(srvlog:get("disconnected")[2], nil, "server reason")
 t.eq(srvlog:count("drain"), falses, "one drain per false send")
 t.truthy(max_queued <= MAXBUF, "server queue above max_buffer: " .. max_queued)
 local grew = rss_max - rss0
-t.truthy(grew <= (MAXBUF + 64 * MB) // 1024,
-         ("RSS grew by %d KiB (from %d KiB), limit %d KiB"):format(grew, rss0, (MAXBUF + 64 * MB) // 1024))
+-- Under AddressSanitizer (tools/check sets LNET_PRELOAD for that build)
+-- freed blocks sit in ASan's 256 MB quarantine and count in RSS; the queue
+-- bound above still holds there, and the normal build checks RSS tightly.
+local slack = os.getenv("LNET_PRELOAD") and 320 * MB or 64 * MB
+t.truthy(grew <= (MAXBUF + slack) // 1024,
+         ("RSS grew by %d KiB (from %d KiB), limit %d KiB"):format(grew, rss0, (MAXBUF + slack) // 1024))
 srv:stop()
 F.settle()
 print(("slow_reader: %d MiB, RSS %d -> max %d KiB, server queue max %d, %d false sends, %d sent while paused"):format(
