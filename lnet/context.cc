@@ -82,14 +82,17 @@ Context* context_push(lua_State* L) {
   ctx->defer_head.next = ctx->defer_head.prev = nullptr;
   event_config* cfg = event_config_new();
   if (cfg) {
-    // No locking (one thread per state). Precise timers: the default coarse
-    // monotonic clock (4 ms ticks) lets a timer fire before its delay.
+    // No locking: one thread per state. Not EVENT_BASE_FLAG_PRECISE_TIMER:
+    // with epoll it re-arms a timerfd on every loop round (a system call
+    // per round trip); timer.cc pads for the coarse clock instead.
     event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
     ctx->base = event_base_new_with_config(cfg);
     event_config_free(cfg);
   }
   if (ctx->base) ctx->defer_ev = event_new(ctx->base, -1, 0, run_deferred, ctx);
+  timespec res;
+  if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0)
+    ctx->timer_slack_us = res.tv_nsec / 1000 + 1;
   if (!ctx->base || !ctx->defer_ev) {
     context_free(ctx);
     luaL_error(L, "net: cannot create the libevent event base");
@@ -245,6 +248,12 @@ void fire(Context* ctx, Call* call) noexcept { dispatch(ctx, fire_body, call); }
 void report_unhandled(const char* msg, size_t len) noexcept {
   std::fprintf(stderr, "lnet: %.*s\n", static_cast<int>(len), msg);
   std::fflush(stderr);
+}
+
+int64_t now_us() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
 int64_t now_ms() noexcept {

@@ -43,6 +43,7 @@ struct Context {
   bool error_pending = false;  // a callback raised: the error is on L's stack top
   Lookup* orphans = nullptr;   // cancelled lookups not yet answered (address.cc)
   char* read_buf = nullptr;    // every connection reads into it (made on first use)
+  int64_t timer_slack_us = 0;  // resolution of libevent's coarse clock (timer.cc)
 };
 
 // The size of Context::read_buf: the most one read() takes.
@@ -93,8 +94,9 @@ void fire(Context* ctx, Call* call) noexcept;
 // Writes "lnet: msg" to stderr: failures nobody listens for are not lost.
 void report_unhandled(const char* msg, size_t len) noexcept;
 
-// Milliseconds on the monotonic clock.
+// Milliseconds and microseconds on the (precise) monotonic clock.
 int64_t now_ms() noexcept;
+int64_t now_us() noexcept;
 
 // A delay in milliseconds as libevent wants it.
 inline timeval ms_timeval(int64_t ms) noexcept {

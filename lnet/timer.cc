@@ -19,9 +19,26 @@ enum Slot { kFunction = 1, kArgs, kSlots = kArgs };
 struct Timer {
   Context* ctx = nullptr;
   event* ev = nullptr;
+  int64_t due_us = 0;       // when it should fire, on the precise monotonic clock
+  int64_t interval_us = 0;  // for setInterval
   bool repeat = false;
   bool pending = false;
 };
+
+// libevent's timers run on CLOCK_MONOTONIC_COARSE (its precise mode costs a
+// timerfd_settime per loop round), which lags the real clock by up to its
+// resolution: a timer armed for d fires after d - resolution at worst. So
+// each arming asks for the time left to the precise due time plus that
+// resolution: never early, at most a resolution late, and intervals do not
+// drift since due times advance by exactly the interval.
+void arm(Timer* t) noexcept {
+  int64_t left = t->due_us - now_us();
+  if (left < 0) left = 0;
+  left += t->ctx->timer_slack_us;
+  timeval tv{static_cast<time_t>(left / 1000000), static_cast<suseconds_t>(left % 1000000)};
+  event_base_update_cache_time(t->ctx->base);  // inside callbacks the cache is stale
+  event_add(t->ev, &tv);
+}
 
 int timer_body(lua_State* L) {
   Timer* t = static_cast<Timer*>(lua_touserdata(L, 1));
@@ -46,7 +63,14 @@ int timer_body(lua_State* L) {
 void on_timer(evutil_socket_t, short, void* arg) {
   Timer* t = static_cast<Timer*>(arg);
   Context* ctx = t->ctx;
-  if (!t->repeat) t->pending = false;
+  if (t->repeat) {
+    t->due_us += t->interval_us;
+    int64_t now = now_us();
+    if (t->due_us < now) t->due_us = now;  // late (a long callback): no burst of catch-up ticks
+    arm(t);  // before the call, so clearInterval inside it cancels this one
+  } else {
+    t->pending = false;
+  }
   dispatch(ctx, timer_body, t);
   // Unanchor after the call: the timer had to stay reachable during it.
   if (!t->pending) unanchor(ctx->L, ctx, t);
@@ -83,15 +107,12 @@ int start_timer(lua_State* L, bool repeat) {
     lua_setfield(L, -2, "n");
     lua_setiuservalue(L, ud, kArgs);
   }
-  t->ev = event_new(ctx->base, -1, repeat ? EV_PERSIST : 0, on_timer, t);
+  t->ev = event_new(ctx->base, -1, 0, on_timer, t);
   if (!t->ev) return luaL_error(L, "cannot create a timer: out of memory");
   anchor(L, ctx, t, ud);
-  auto whole = static_cast<int64_t>(ms);
-  timeval tv{static_cast<time_t>(whole / 1000),
-             static_cast<suseconds_t>((ms - static_cast<lua_Number>(whole / 1000) * 1000) * 1000)};
-  // Count from now, not from the loop's cached time (stale inside callbacks).
-  event_base_update_cache_time(ctx->base);
-  event_add(t->ev, &tv);
+  t->interval_us = static_cast<int64_t>(ms * 1000);
+  t->due_us = now_us() + t->interval_us;
+  arm(t);
   t->pending = true;
   lua_settop(L, ud);
   return 1;
