@@ -84,15 +84,12 @@ Context* context_push(lua_State* L) {
   if (cfg) {
     // No locking: one thread per state. Not EVENT_BASE_FLAG_PRECISE_TIMER:
     // with epoll it re-arms a timerfd on every loop round (a system call
-    // per round trip); timer.cc pads for the coarse clock instead.
+    // per round trip); timer.cc keeps timers from firing early instead.
     event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
     ctx->base = event_base_new_with_config(cfg);
     event_config_free(cfg);
   }
   if (ctx->base) ctx->defer_ev = event_new(ctx->base, -1, 0, run_deferred, ctx);
-  timespec res;
-  if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0)
-    ctx->timer_slack_us = res.tv_nsec / 1000 + 1;
   if (!ctx->base || !ctx->defer_ev) {
     context_free(ctx);
     luaL_error(L, "net: cannot create the libevent event base");

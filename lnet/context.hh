@@ -43,7 +43,7 @@ struct Context {
   bool error_pending = false;  // a callback raised: the error is on L's stack top
   Lookup* orphans = nullptr;   // cancelled lookups not yet answered (address.cc)
   char* read_buf = nullptr;    // every connection reads into it (made on first use)
-  int64_t timer_slack_us = 0;  // resolution of libevent's coarse clock (timer.cc)
+  int64_t timer_clock_us = 0;  // last timer start time: strictly increasing (timer.cc)
 };
 
 // The size of Context::read_buf: the most one read() takes.

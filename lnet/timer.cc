@@ -6,6 +6,7 @@
 #include <event2/event.h>
 
 #include <cmath>
+#include <ctime>
 #include <new>
 
 namespace lnet {
@@ -27,14 +28,18 @@ struct Timer {
 
 // libevent's timers run on CLOCK_MONOTONIC_COARSE (its precise mode costs a
 // timerfd_settime per loop round), which lags the real clock by up to its
-// resolution: a timer armed for d fires after d - resolution at worst. So
-// each arming asks for the time left to the precise due time plus that
-// resolution: never early, at most a resolution late, and intervals do not
-// drift since due times advance by exactly the interval.
+// resolution, and event_add() counts a delay from that lagging "now": a
+// plain delay can fire early. So the delay asked for is the time from the
+// coarse clock's now to the due time on the precise clock: libevent's
+// deadline is then the due time itself, which the coarse clock reaches only
+// after the real one has. Never early; equal delays fire in the order they
+// were set; intervals advance by exactly their period, so they do not drift.
 void arm(Timer* t) noexcept {
-  int64_t left = t->due_us - now_us();
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  int64_t coarse_now = static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+  int64_t left = t->due_us - coarse_now;
   if (left < 0) left = 0;
-  left += t->ctx->timer_slack_us;
   timeval tv{static_cast<time_t>(left / 1000000), static_cast<suseconds_t>(left % 1000000)};
   event_base_update_cache_time(t->ctx->base);  // inside callbacks the cache is stale
   event_add(t->ev, &tv);
@@ -111,7 +116,12 @@ int start_timer(lua_State* L, bool repeat) {
   if (!t->ev) return luaL_error(L, "cannot create a timer: out of memory");
   anchor(L, ctx, t, ud);
   t->interval_us = static_cast<int64_t>(ms * 1000);
-  t->due_us = now_us() + t->interval_us;
+  // libevent breaks no ties between equal deadlines: start times never
+  // repeat, so timers set in a row with one delay fire in that order.
+  int64_t now = now_us();
+  if (now <= ctx->timer_clock_us) now = ctx->timer_clock_us + 1;
+  ctx->timer_clock_us = now;
+  t->due_us = now + t->interval_us;
   arm(t);
   t->pending = true;
   lua_settop(L, ud);

@@ -198,3 +198,26 @@ end
 
 -- A timer's callback may raise nothing else: the loop is clean afterwards.
 t.eq(net.loop("nowait"), false, "nothing left active")
+
+-- Many timers: equal delays fire in the order they were set, and none
+-- fires early (libevent's clock is coarse; lnet aims at the precise one).
+do
+  local order, early = {}, {}
+  local t0 = net.now()
+  for i = 1, 50 do
+    net.setTimeout(function() order[#order + 1] = i end, 7)
+  end
+  for i = 1, 40 do
+    local ms = (i * 7) % 23
+    local start = net.now()
+    net.setTimeout(function()
+      if net.now() - start < ms then early[#early + 1] = ms end
+    end, ms)
+  end
+  t.eq(net.loop(), false, "loop")
+  local want = {}
+  for i = 1, 50 do want[i] = i end
+  t.same(order, want, "equal delays fire in the order set")
+  t.same(early, {}, "timers that fired early")
+  t.truthy(net.now() - t0 >= 22, "the longest timer waited")
+end
