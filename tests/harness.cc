@@ -47,10 +47,15 @@ lua_State* new_state(lua_Alloc alloc, void* ud) {
   return L;
 }
 
-std::string run_string(lua_State* L, const std::string& code, const std::string& name) {
+namespace {
+
+// Calls the chunk that load() pushed (or reports its load error) under the
+// traceback handler; "" on success.
+std::string call_loaded(lua_State* L, int load_status) {
+  // The handler goes below the chunk.
   lua_pushcfunction(L, traceback);
-  int rc = luaL_loadbuffer(L, code.data(), code.size(), name.c_str());
-  if (rc == LUA_OK) rc = lua_pcall(L, 0, 0, -2);
+  lua_insert(L, -2);
+  int rc = load_status == LUA_OK ? lua_pcall(L, 0, 0, -2) : load_status;
   std::string err;
   if (rc != LUA_OK) {
     const char* m = lua_tostring(L, -1);
@@ -58,23 +63,18 @@ std::string run_string(lua_State* L, const std::string& code, const std::string&
     if (err.empty()) err = "(empty error)";
     lua_pop(L, 1);
   }
-  lua_pop(L, 1);
+  lua_pop(L, 1);  // the handler
   return err;
 }
 
+}  // namespace
+
+std::string run_string(lua_State* L, const std::string& code, const std::string& name) {
+  return call_loaded(L, luaL_loadbuffer(L, code.data(), code.size(), name.c_str()));
+}
+
 std::string run_file(lua_State* L, const std::string& path) {
-  lua_pushcfunction(L, traceback);
-  int rc = luaL_loadfile(L, path.c_str());
-  if (rc == LUA_OK) rc = lua_pcall(L, 0, 0, -2);
-  std::string err;
-  if (rc != LUA_OK) {
-    const char* m = lua_tostring(L, -1);
-    err = m ? m : "(error object is not a string)";
-    if (err.empty()) err = "(empty error)";
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  return err;
+  return call_loaded(L, luaL_loadfile(L, path.c_str()));
 }
 
 std::string run_scenario(const std::string& name) {
