@@ -20,6 +20,13 @@
 //                   address caps churn near 14,000 connections/s whatever the
 //                   server. Still loopback: 127.0.0.0/8 is all on 'lo'.
 //
+// pingpong and idle open the connections in batches of at most 256 not yet
+// echoed (the servers listen with a backlog of 511), and every connection
+// first echoes one unmeasured message, so that the server has accepted and
+// served all of them. pingpong then starts every connection at once, and the
+// measured window begins --warmup seconds later. Any --conns works up to the
+// descriptor limit (RLIMIT_NOFILE, which bench/run raises).
+//
 // Prints exactly one line on stdout starting with "RESULT", key=value pairs.
 // idle mode also prints "READY conns=N" once every connection is open and has
 // echoed one message, then holds them for --duration seconds.
@@ -92,6 +99,7 @@ struct Conn {
   int fd = -1;
   State state = State::closed;
   bool want_out = false;   // EPOLLOUT currently requested
+  bool ready = false;      // pingpong / idle: the first (unmeasured) echo came back
   // pingpong / churn
   int sent = 0;            // bytes of the current message written
   int got = 0;             // bytes of the current echo read
@@ -143,9 +151,9 @@ class LoadGen {
   uint64_t bytes_out_ = 0;   // measured bytes written (stream)
   std::vector<uint32_t> lat_; // measured latencies in ns
   int connected_ = 0;         // connections that reached 'active'
-  int idle_ready_ = 0;        // idle: connections that echoed their message
+  int ready_ = 0;             // pingpong / idle: connections that echoed their first message
   bool idle_announced_ = false;
-  int64_t t_idle_ready_ = 0;
+  int64_t t_ready_ = 0;       // pingpong / idle: when every connection had echoed once
 };
 
 bool LoadGen::open_conn(Conn& c) {
@@ -220,20 +228,7 @@ void LoadGen::on_connected(Conn& c) {
   c.want_out = true;
   set_events(c, false);
   switch (cfg_.mode) {
-    case Mode::pingpong:
-      // Messages start once every connection is open (see run()).
-      if (t_measure_ != 0 || connected_ + errors_ >= cfg_.conns) {
-        if (t_measure_ == 0) {
-          // every connection is now open: start the clock and all messages
-          t_measure_ = now_ns() + int64_t(cfg_.warmup * 1e9);
-          t_end_ = t_measure_ + int64_t(cfg_.duration * 1e9);
-          for (auto& o : conns_)
-            if (o.state == State::active) start_message(o);
-        } else {
-          start_message(c);
-        }
-      }
-      break;
+    case Mode::pingpong:  // first, unmeasured echo; the clock starts in run()
     case Mode::churn:
     case Mode::idle:
       start_message(c);
@@ -347,6 +342,11 @@ void LoadGen::on_readable(Conn& c) {
     if (c.got < cfg_.size) continue;
     switch (cfg_.mode) {
       case Mode::pingpong:
+        if (!c.ready) {  // the first echo: wait for the others (see run())
+          c.ready = true;
+          ready_++;
+          return;
+        }
         finish_op(c, t);
         start_message(c);
         break;
@@ -356,7 +356,10 @@ void LoadGen::on_readable(Conn& c) {
         if (!done_) open_conn(c);
         return;
       case Mode::idle:
-        idle_ready_++;
+        if (!c.ready) {
+          c.ready = true;
+          ready_++;
+        }
         return;
       case Mode::stream:
         break;
@@ -418,12 +421,13 @@ int LoadGen::run() {
   if (cfg_.mode == Mode::churn) lat_.reserve(1 << 20);
   if (cfg_.mode == Mode::pingpong) lat_.reserve(1 << 20);
 
-  // Open connections; idle opens them in bounded batches so that the
-  // server's accept queue never overflows.
-  const int batch = cfg_.mode == Mode::idle ? 256 : cfg_.conns;
+  // Open connections; pingpong and idle open them in bounded batches (at
+  // most 256 not yet echoed) so that the server's accept queue never overflows.
+  const bool batched = cfg_.mode == Mode::idle || cfg_.mode == Mode::pingpong;
+  const int batch = batched ? 256 : cfg_.conns;
   int opened = 0;
   auto open_more = [&] {
-    long long inflight = opened - (cfg_.mode == Mode::idle ? idle_ready_ : connected_) - errors_;
+    long long inflight = opened - (batched ? ready_ : connected_) - errors_;
     while (opened < cfg_.conns && inflight < batch) {
       open_conn(conns_[size_t(opened)]);
       opened++;
@@ -441,11 +445,23 @@ int LoadGen::run() {
       t_stop_ = t_end_;
       break;
     }
+    if (cfg_.mode == Mode::pingpong && t_measure_ == 0) {
+      if (ready_ + errors_ >= cfg_.conns && opened == cfg_.conns) {
+        // every connection has echoed once: start the clock and all messages
+        t_ready_ = t;
+        t_measure_ = t + int64_t(cfg_.warmup * 1e9);
+        t_end_ = t_measure_ + int64_t(cfg_.duration * 1e9);
+        for (auto& o : conns_)
+          if (o.state == State::active && o.ready) start_message(o);
+      } else if (opened < cfg_.conns) {
+        open_more();
+      }
+    }
     if (cfg_.mode == Mode::idle) {
-      if (!idle_announced_ && idle_ready_ + errors_ >= cfg_.conns && opened == cfg_.conns) {
+      if (!idle_announced_ && ready_ + errors_ >= cfg_.conns && opened == cfg_.conns) {
         idle_announced_ = true;
-        t_idle_ready_ = t;
-        std::printf("READY conns=%d errors=%lld setup_s=%.3f\n", idle_ready_, errors_,
+        t_ready_ = t;
+        std::printf("READY conns=%d errors=%lld setup_s=%.3f\n", ready_, errors_,
                     double(t - t_begin_) / 1e9);
         std::fflush(stdout);
         t_end_ = t + int64_t(cfg_.duration * 1e9);
@@ -471,7 +487,7 @@ int LoadGen::run() {
   if (t_stop_ == 0) t_stop_ = now_ns();
   print_result();
   for (auto& c : conns_) close_conn(c);
-  bool ok = cfg_.mode == Mode::idle ? idle_ready_ > 0 : (ops_ > 0 || bytes_in_ > 0);
+  bool ok = cfg_.mode == Mode::idle ? ready_ > 0 : (ops_ > 0 || bytes_in_ > 0);
   return ok ? 0 : 1;
 }
 
@@ -490,10 +506,10 @@ void LoadGen::print_result() {
   switch (cfg_.mode) {
     case Mode::pingpong: {
       double p50 = percentile(lat_, 0.50), p99 = percentile(lat_, 0.99);
-      std::printf("RESULT mode=pingpong conns=%d connected=%d secs=%.3f roundtrips=%lld rt_per_s=%.1f "
-                  "p50_us=%.1f p99_us=%.1f errors=%lld mismatches=%lld%s\n",
-                  cfg_.conns, connected_, secs, ops_, secs > 0 ? double(ops_) / secs : 0.0, p50, p99,
-                  errors_, mismatches_, incomplete);
+      std::printf("RESULT mode=pingpong conns=%d connected=%d ready=%d setup_s=%.3f secs=%.3f roundtrips=%lld "
+                  "rt_per_s=%.1f p50_us=%.1f p99_us=%.1f errors=%lld mismatches=%lld%s\n",
+                  cfg_.conns, connected_, ready_, t_ready_ ? double(t_ready_ - t_begin_) / 1e9 : 0.0, secs, ops_,
+                  secs > 0 ? double(ops_) / secs : 0.0, p50, p99, errors_, mismatches_, incomplete);
       break;
     }
     case Mode::stream:
@@ -512,9 +528,9 @@ void LoadGen::print_result() {
     }
     case Mode::idle:
       std::printf("RESULT mode=idle conns=%d held=%d secs=%.3f setup_s=%.3f errors=%lld mismatches=%lld%s\n",
-                  cfg_.conns, idle_ready_,
-                  t_idle_ready_ ? double(t_stop_ - t_idle_ready_) / 1e9 : 0.0,
-                  t_idle_ready_ ? double(t_idle_ready_ - t_begin_) / 1e9 : 0.0, errors_, mismatches_,
+                  cfg_.conns, ready_,
+                  t_ready_ ? double(t_stop_ - t_ready_) / 1e9 : 0.0,
+                  t_ready_ ? double(t_ready_ - t_begin_) / 1e9 : 0.0, errors_, mismatches_,
                   idle_announced_ ? "" : " incomplete=1");
       break;
   }
