@@ -46,6 +46,10 @@
 --   nc 127.0.0.1 8000          (each new nc lands on the next backend)
 
 local net = require "net"
+-- Find lib/ next to this script, wherever it is run from.
+local here = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+package.path = here .. "/?.lua;" .. package.path
+local relay = require "lib.relay"
 
 local function usage(message)
   if message then io.stderr:write("lb: ", message, "\n") end
@@ -157,35 +161,13 @@ local function probe_all()
   for _, b in ipairs(backends) do probe(b) end
 end
 
----------------------------------------------------------------- relaying
-
--- Passes data that `from` produced on to `to` (both have send, pause,
--- resume, shutdown, disconnect and close: a TCPSocket, or a client endpoint).
-local function relay(from, to, data)
-  local ok, err = to:send(data)
-  if ok == false then
-    from:pause()           -- `to` is slow: stop reading `from` until to's drain
-  elseif ok == nil then    -- `to` is gone or closing: nothing can flow any more
-    log("relay stopped: %s", err)
-    from:close()
-    to:close()
-  end
-end
+---------------------------------------------------------------- sessions
+-- Bytes move between a client and its backend with lib/relay.lua.
 
 local server = net.TCPServer()
 local sessions = {}  -- client id -> { client, backend (TCPSocket), open, pending, client_eof }
 local listening = false
 
-local function client_endpoint(id)
-  return {
-    send = function(_, data) return server:send(id, data) end,
-    pause = function() server:pause(id) end,
-    resume = function() server:resume(id) end,
-    shutdown = function() server:shutdown(id) end,
-    disconnect = function() server:disconnect(id) end,
-    close = function() server:close(id) end,
-  }
-end
 
 -- Connects client `id` to the next live backend it has not tried yet.
 local function attach(id, tried)
@@ -206,10 +188,10 @@ local function attach(id, tried)
       set_up(b, true)
       log("client %d: -> %s", id, b.name)
       server:resume(id)
-      if s.pending then relay(s.client, sock, s.pending); s.pending = nil end
+      if s.pending then relay.pass(s.client, sock, s.pending, log); s.pending = nil end
       if s.client_eof then sock:shutdown() end
     end,
-    data = function(data) relay(sock, s.client, data) end,
+    data = function(data) relay.pass(sock, s.client, data, log) end,
     drain = function() server:resume(id) end,
     ["end"] = function() server:shutdown(id) end,  -- the backend is done sending
     error = function(message)
@@ -230,7 +212,7 @@ end
 
 server:listen(listen_host, listen_port, {
   connected = function(id)
-    sessions[id] = { client = client_endpoint(id) }
+    sessions[id] = { client = relay.endpoint(server, id) }
     server:pause(id)  -- until the backend is connected
     attach(id, {})
   end,
@@ -238,7 +220,7 @@ server:listen(listen_host, listen_port, {
     local s = sessions[id]
     if not s then return end
     if s.open then
-      relay(s.client, s.backend, data)
+      relay.pass(s.client, s.backend, data, log)
     else  -- read before the pause took effect: keep it for the backend
       s.pending = (s.pending or "") .. data
     end

@@ -52,6 +52,10 @@
 --   curl -p --proxy http://127.0.0.1:3128 https://example.com/
 
 local net = require "net"
+-- Find lib/ next to this script, wherever it is run from.
+local here = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+package.path = here .. "/?.lua;" .. package.path
+local relay = require "lib.relay"
 
 local HEAD_MAX = 8192       -- bytes of request head accepted in connect mode
 local HEAD_TIMEOUT = 10000  -- ms to receive the whole head
@@ -129,33 +133,8 @@ local function log(...)
   if opts.verbose then warn(...) end
 end
 
----------------------------------------------------------------- the relay
--- An endpoint is anything with the methods send, pause, resume, shutdown,
--- disconnect and close: a TCPSocket as it is, or a server's client wrapped
--- by client_endpoint. relay() moves one chunk and applies backpressure.
-
-local function client_endpoint(server, id)
-  return {
-    send = function(_, data) return server:send(id, data) end,
-    pause = function() server:pause(id) end,
-    resume = function() server:resume(id) end,
-    shutdown = function() server:shutdown(id) end,
-    disconnect = function() server:disconnect(id) end,
-    close = function() server:close(id) end,
-  }
-end
-
--- Passes data that `from` produced on to `to`.
-local function relay(from, to, data)
-  local ok, err = to:send(data)
-  if ok == false then
-    from:pause()           -- `to` is slow: stop reading `from` until to's drain
-  elseif ok == nil then    -- `to` is gone or closing: nothing can flow any more
-    log("relay stopped: %s", err)
-    from:close()
-    to:close()
-  end
-end
+-- Bytes move between a client and its target with lib/relay.lua
+-- (relay.endpoint wraps a server's client; relay.pass applies backpressure).
 
 ---------------------------------------------------------------- sessions
 -- One session per accepted client:
@@ -208,11 +187,11 @@ local function start_target(id, host, port)
         server:send(id, "HTTP/1.1 200 Connection Established\r\n\r\n")
       end
       server:resume(id)
-      if s.rest and #s.rest > 0 then relay(s.client, target, s.rest) end
+      if s.rest and #s.rest > 0 then relay.pass(s.client, target, s.rest, log) end
       s.rest = nil
       if s.client_eof then target:shutdown() end
     end,
-    data = function(data) relay(target, s.client, data) end,
+    data = function(data) relay.pass(target, s.client, data, log) end,
     drain = function() server:resume(id) end,
     ["end"] = function() server:shutdown(id) end,  -- the target is done sending
     error = function(message)
@@ -265,7 +244,7 @@ end
 
 server:listen(listen_host, listen_port, {
   connected = function(id)
-    local s = { client = client_endpoint(server, id) }
+    local s = { client = relay.endpoint(server, id) }
     sessions[id] = s
     log("client %d: accepted from %s", id, table.concat({ server:peer(id) }, ":"))
     if mode == "forward" then
@@ -282,7 +261,7 @@ server:listen(listen_host, listen_port, {
     local s = sessions[id]
     if not s then return end
     if s.state == "open" then
-      relay(s.client, s.target, data)
+      relay.pass(s.client, s.target, data, log)
     elseif s.state == "head" then
       s.buf = s.buf .. data
       parse_head(id, s)
