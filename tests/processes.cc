@@ -6,23 +6,15 @@
 #define BOOST_TEST_MODULE processes
 #include <boost/test/unit_test.hpp>
 
-#include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -30,16 +22,22 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <utility>
 #include <vector>
 
 #include "harness.hh"
-
-extern char** environ;
+#include "support.hh"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using lnet_test::Child;
+using lnet_test::Clock;
+using lnet_test::Fd;
+using lnet_test::lnet;
+using lnet_test::lua_env;
+using lnet_test::remaining_ms;
+using lnet_test::Result;
+using lnet_test::run;
+using lnet_test::TempDir;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
@@ -48,297 +46,7 @@ using std::chrono::seconds;
 const std::string kCheck = "\xe2\x80\x9a\xc3\xba\xc3\xac";
 const std::string kCross = "\xe2\x80\x9a\xc3\xba\xc3\xb3";
 
-int remaining_ms(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-  return left < 0 ? 0 : static_cast<int>(left);
-}
-
-std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
-
-// ---------------------------------------------------------------- processes
-
-enum class Stream { out, err };
-
-// A child process with its stdout and stderr collected through pipes, and
-// optionally its stdin fed through one. The destructor kills it (and its
-// process group) if it still runs, then reaps it.
-class Process {
- public:
-  Process(std::vector<std::string> argv, const std::vector<std::pair<std::string, std::string>>& env,
-          bool with_stdin = false)
-      : argv_(std::move(argv)) {
-    int out[2], err[2], in[2] = {-1, -1};
-    if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error(errno_text("pipe2"));
-    if (pipe2(err, O_CLOEXEC) != 0) {
-      ::close(out[0]), ::close(out[1]);
-      throw std::runtime_error(errno_text("pipe2"));
-    }
-    if (with_stdin && pipe2(in, O_CLOEXEC) != 0) {
-      ::close(out[0]), ::close(out[1]), ::close(err[0]), ::close(err[1]);
-      throw std::runtime_error(errno_text("pipe2"));
-    }
-    // The environment: ours, with the given names replaced (an empty value
-    // removes the name).
-    std::vector<std::string> envs;
-    for (char** e = environ; *e; ++e) {
-      std::string kv = *e;
-      std::string name = kv.substr(0, kv.find('='));
-      bool replaced = false;
-      for (auto& [k, v] : env) replaced = replaced || k == name;
-      if (!replaced) envs.push_back(kv);
-    }
-    for (auto& [k, v] : env)
-      if (!v.empty()) envs.push_back(k + "=" + v);
-    std::vector<char*> envp, args;
-    for (auto& s : envs) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    for (auto& s : argv_) args.push_back(s.data());
-    args.push_back(nullptr);
-
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    if (with_stdin)
-      posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    else
-      posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    // Its own process group, so that everything it starts is killed with it;
-    // default SIGPIPE handling in the child (the test ignores SIGPIPE).
-    sigset_t defaults;
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF);
-    int rc = posix_spawnp(&pid_, args[0], &fa, &attr, args.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    ::close(out[1]);
-    ::close(err[1]);
-    if (with_stdin) ::close(in[0]);
-    if (rc != 0) {
-      ::close(out[0]), ::close(err[0]);
-      if (with_stdin) ::close(in[1]);
-      pid_ = -1;
-      throw std::runtime_error("cannot start " + argv_[0] + ": " + std::strerror(rc));
-    }
-    fd_[0] = out[0];
-    fd_[1] = err[0];
-    in_ = in[1];
-  }
-
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  ~Process() {
-    close_stdin();
-    if (pid_ > 0 && !status_) {
-      terminate(SIGKILL);
-      wait_exit(seconds(5));
-    }
-    for (int& fd : fd_)
-      if (fd >= 0) ::close(fd), fd = -1;
-  }
-
-  pid_t pid() const { return pid_; }
-  const std::string& out() const { return buf_[0]; }
-  const std::string& err() const { return buf_[1]; }
-
-  void write_stdin(const std::string& data) {
-    size_t done = 0;
-    auto deadline = Clock::now() + seconds(5);
-    while (done < data.size()) {
-      ssize_t n = ::write(in_, data.data() + done, data.size() - done);
-      if (n > 0) {
-        done += static_cast<size_t>(n);
-      } else if (n < 0 && errno == EINTR) {
-        continue;
-      } else {
-        throw std::runtime_error(errno_text("write to the child's stdin"));
-      }
-      if (Clock::now() > deadline) throw std::runtime_error("write to the child's stdin: timed out");
-    }
-  }
-
-  void close_stdin() {
-    if (in_ >= 0) ::close(in_), in_ = -1;
-  }
-
-  // Sends sig to the child's process group (it leads it).
-  void terminate(int sig = SIGTERM) {
-    if (pid_ > 0 && !status_) ::kill(-pid_, sig);
-  }
-
-  // Waits until needle appears in the stream; false on timeout or when the
-  // stream ends without it.
-  bool wait_for(const std::string& needle, milliseconds timeout, Stream s = Stream::out) {
-    auto deadline = Clock::now() + timeout;
-    int i = s == Stream::out ? 0 : 1;
-    for (;;) {
-      if (buf_[i].find(needle) != std::string::npos) return true;
-      if (fd_[i] < 0 || Clock::now() >= deadline) return false;
-      pump(deadline);
-    }
-  }
-
-  // Counts the occurrences of needle in stdout, waiting until there are n.
-  bool wait_count(const std::string& needle, size_t n, milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
-    for (;;) {
-      if (count(buf_[0], needle) >= n) return true;
-      if (fd_[0] < 0 || Clock::now() >= deadline) return false;
-      pump(deadline);
-    }
-  }
-
-  // Waits for the child to end and its output to be read: the exit code, or
-  // 128 + signal when a signal ended it; nullopt on timeout.
-  std::optional<int> wait_exit(milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
-    while (!status_) {
-      reap();
-      if (status_) break;
-      if (Clock::now() >= deadline) return std::nullopt;
-      // Wake up regularly: a grandchild could keep the pipes open.
-      pump(std::min(deadline, Clock::now() + milliseconds(20)));
-    }
-    // Whatever is still in the pipes (bounded: a grandchild may hold them).
-    auto drain_deadline = Clock::now() + seconds(2);
-    while ((fd_[0] >= 0 || fd_[1] >= 0) && Clock::now() < drain_deadline) pump(drain_deadline);
-    return status_;
-  }
-
-  // SIGTERM, then SIGKILL if it does not end within a second: the status.
-  int stop() {
-    terminate(SIGTERM);
-    auto st = wait_exit(seconds(2));
-    if (!st) {
-      terminate(SIGKILL);
-      st = wait_exit(seconds(5));
-    }
-    return st.value_or(-1);
-  }
-
-  // For failure messages.
-  std::string describe() const {
-    std::ostringstream os;
-    os << "command:";
-    for (auto& a : argv_) os << " " << a;
-    os << "\nstatus: ";
-    if (status_)
-      os << *status_;
-    else
-      os << "(running)";
-    os << "\n--- stdout ---\n" << buf_[0] << "\n--- stderr ---\n" << buf_[1] << "\n---";
-    return os.str();
-  }
-
-  static size_t count(const std::string& hay, const std::string& needle) {
-    size_t n = 0;
-    for (size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + needle.size())) ++n;
-    return n;
-  }
-
- private:
-  void reap() {
-    if (pid_ <= 0 || status_) return;
-    int st = 0;
-    pid_t r = ::waitpid(pid_, &st, WNOHANG);
-    if (r == pid_) {
-      status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    }
-  }
-
-  // Reads what the pipes hold, waiting at most until deadline for some.
-  void pump(Clock::time_point deadline) {
-    pollfd p[2];
-    int n = 0, which[2];
-    for (int i = 0; i < 2; ++i)
-      if (fd_[i] >= 0) p[n] = {fd_[i], POLLIN, 0}, which[n++] = i;
-    if (n == 0) {
-      std::this_thread::sleep_for(milliseconds(std::min(remaining_ms(deadline), 10)));
-      return;
-    }
-    int r = ::poll(p, static_cast<nfds_t>(n), remaining_ms(deadline));
-    if (r <= 0) return;
-    for (int k = 0; k < n; ++k) {
-      if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      char chunk[65536];
-      ssize_t got = ::read(p[k].fd, chunk, sizeof chunk);
-      int i = which[k];
-      if (got > 0) {
-        buf_[i].append(chunk, static_cast<size_t>(got));
-      } else if (got == 0 || errno != EINTR) {
-        ::close(fd_[i]);
-        fd_[i] = -1;
-      }
-    }
-  }
-
-  std::vector<std::string> argv_;
-  pid_t pid_ = -1;
-  int fd_[2] = {-1, -1};
-  int in_ = -1;
-  std::string buf_[2];
-  std::optional<int> status_;
-};
-
-std::string env_or_empty(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-// The environment of a child running lua5.4 with the built module.
-std::vector<std::pair<std::string, std::string>> lua_env() {
-  std::vector<std::pair<std::string, std::string>> env = {
-      {"LUA_CPATH", lnet_test::build_path("?.so") + ";;"},
-      {"LUA_INIT", ""},
-      {"LUA_INIT_5_4", ""},
-  };
-  std::string preload = env_or_empty("LNET_PRELOAD");
-  if (!preload.empty()) {
-    env.emplace_back("LD_PRELOAD", preload);
-    std::string asan = env_or_empty("ASAN_OPTIONS");
-    env.emplace_back("ASAN_OPTIONS", asan.empty() ? "detect_leaks=0" : asan + ":detect_leaks=0");
-  }
-  return env;
-}
-
-// lua5.4 bin/lnet ARGS... With line_buffered, stdout is line buffered (a
-// -e chunk before the runner), so that a server's lines can be waited for
-// while it runs; the runner itself does not change buffering.
-std::unique_ptr<Process> lnet(const std::vector<std::string>& args, bool line_buffered = false) {
-  std::vector<std::string> argv = {"lua5.4"};
-  if (line_buffered) argv.insert(argv.end(), {"-e", "io.stdout:setvbuf('line')"});
-  argv.push_back(lnet_test::source_path("bin/lnet"));
-  argv.insert(argv.end(), args.begin(), args.end());
-  return std::make_unique<Process>(argv, lua_env());
-}
-
 std::string example(const std::string& name) { return lnet_test::source_path("examples/" + name + ".lua"); }
-
-// Runs a command to completion with some input: (status, stdout, stderr).
-struct Result {
-  int status = -1;
-  std::string out, err, text;
-};
-Result run(const std::vector<std::string>& argv, const std::string& input = "",
-           milliseconds timeout = seconds(20)) {
-  Process p(argv, {}, true);
-  if (!input.empty()) p.write_stdin(input);
-  p.close_stdin();
-  auto st = p.wait_exit(timeout);
-  Result r;
-  if (!st) p.stop();
-  r.status = st.value_or(-1);
-  r.out = p.out();
-  r.err = p.err();
-  r.text = p.describe();
-  return r;
-}
 
 // ------------------------------------------------------------------ sockets
 
@@ -369,61 +77,16 @@ std::optional<bool> listening(int port) {
 // A blocking-free TCP client for the tests: every operation has a deadline.
 class TcpClient {
  public:
-  TcpClient(const std::string& host, int port, milliseconds timeout = seconds(5)) {
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    std::string service = std::to_string(port);
-    int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
-    if (rc != 0) throw std::runtime_error("getaddrinfo " + host + ": " + gai_strerror(rc));
-    std::string last = "no address";
-    auto deadline = Clock::now() + timeout;
-    for (addrinfo* ai = res; ai && fd_ < 0; ai = ai->ai_next) {
-      int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-      if (fd < 0) continue;
-      if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
-        last = errno_text("connect");
-        ::close(fd);
-        continue;
-      }
-      pollfd p{fd, POLLOUT, 0};
-      int err = ETIMEDOUT;
-      socklen_t len = sizeof err;
-      if (::poll(&p, 1, remaining_ms(deadline)) == 1) ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      if (err != 0) {
-        last = std::string("connect: ") + std::strerror(err);
-        ::close(fd);
-        continue;
-      }
-      int one = 1;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      fd_ = fd;
-    }
-    freeaddrinfo(res);
-    if (fd_ < 0) throw std::runtime_error(host + ":" + service + ": " + last);
+  TcpClient(const std::string& host, int port, milliseconds timeout = seconds(5))
+      : fd_(lnet_test::connect_to(host, static_cast<uint16_t>(port), timeout)) {
+    int one = 1;
+    ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
-  TcpClient(const TcpClient&) = delete;
-  TcpClient& operator=(const TcpClient&) = delete;
-  ~TcpClient() { close(); }
 
-  void close() {
-    if (fd_ >= 0) ::close(fd_), fd_ = -1;
-  }
+  void close() { fd_.reset(); }
 
   void send(const std::string& data, milliseconds timeout = seconds(5)) {
-    auto deadline = Clock::now() + timeout;
-    size_t done = 0;
-    while (done < data.size()) {
-      ssize_t n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-      if (n > 0) {
-        done += static_cast<size_t>(n);
-        continue;
-      }
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        throw std::runtime_error(errno_text("send"));
-      pollfd p{fd_, POLLOUT, 0};
-      if (::poll(&p, 1, remaining_ms(deadline)) == 0) throw std::runtime_error("send: timed out");
-    }
+    lnet_test::send_all(fd_.get(), data, timeout);
   }
 
   // Waits until needle has arrived after what earlier calls consumed, and
@@ -453,11 +116,11 @@ class TcpClient {
  private:
   // Reads once; false on timeout.
   bool fill(Clock::time_point deadline) {
-    pollfd p{fd_, POLLIN, 0};
+    pollfd p{fd_.get(), POLLIN, 0};
     int r = ::poll(&p, 1, remaining_ms(deadline));
     if (r <= 0) return false;
     char chunk[65536];
-    ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+    ssize_t n = ::recv(fd_.get(), chunk, sizeof chunk, 0);
     if (n > 0)
       buf_.append(chunk, static_cast<size_t>(n));
     else if (n == 0 || (errno != EAGAIN && errno != EINTR))
@@ -465,7 +128,7 @@ class TcpClient {
     return true;
   }
 
-  int fd_ = -1;
+  Fd fd_;
   std::string buf_;
   size_t cursor_ = 0;
   bool eof_ = false;
@@ -496,37 +159,13 @@ void require_free(int port) {
 }
 
 // Starts an example server and waits for its ready line and its port.
-std::unique_ptr<Process> start_server(const std::string& name, int port, const std::string& ready) {
+std::unique_ptr<Child> start_server(const std::string& name, int port, const std::string& ready) {
   require_free(port);
   auto server = lnet({example(name)}, true);
   BOOST_REQUIRE_MESSAGE(server->wait_for(ready, seconds(10)), "no ready line\n" << server->describe());
   BOOST_REQUIRE_MESSAGE(wait_listening(port, seconds(5)), "port not listening\n" << server->describe());
   return server;
 }
-
-// Temporary scripts for the runner tests.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/lnet-processes-XXXXXX";
-    if (!mkdtemp(tmpl)) throw std::runtime_error(errno_text("mkdtemp"));
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    for (auto& f : files_) std::remove(f.c_str());
-    ::rmdir(path_.c_str());
-  }
-  std::string write(const std::string& name, const std::string& text) {
-    std::string p = path_ + "/" + name;
-    std::ofstream(p, std::ios::binary) << text;
-    files_.push_back(p);
-    return p;
-  }
-
- private:
-  std::string path_;
-  std::vector<std::string> files_;
-};
 
 // The middle parts of the lines of text that are prefix + middle + suffix.
 std::vector<std::string> fields(const std::string& text, const std::string& prefix, const std::string& suffix) {
@@ -570,7 +209,7 @@ BOOST_AUTO_TEST_SUITE(examples)
 
 BOOST_AUTO_TEST_CASE(echo_server_with_nc, *boost::unit_test::timeout(60)) {
   auto server = start_server("echo_server", 8888, kCheck + " TCP server listening on localhost:8888\n");
-  Process nc({"nc", "-q1", "localhost", "8888"}, {}, true);
+  Child nc({"nc", "-q1", "localhost", "8888"}, {}, true);
   nc.write_stdin("hello\n");
   BOOST_REQUIRE_MESSAGE(nc.wait_for("Echo: hello\n", seconds(5)), nc.describe() << "\n" << server->describe());
   CHECK_HAS(nc.describe(), nc.out(), "Welcome to echo server!\n");
@@ -605,7 +244,7 @@ BOOST_AUTO_TEST_CASE(http_server_with_curl, *boost::unit_test::timeout(60)) {
                        "assert(t.server == 'plua2-tcp', 'server') "
                        "assert(math.type(t.timestamp) == 'integer' or type(t.timestamp) == 'number', 'timestamp') "
                        "assert(type(t.time) == 'string', 'time') print('valid')"},
-                      time.out);
+                      {}, time.out);
   BOOST_CHECK_MESSAGE(parsed.status == 0 && parsed.out == "valid\n", "body: " << time.out << "\n" << parsed.text);
   CHECK_HAS(time.text, time.out, "\"server\":\"plua2-tcp\"");
 
@@ -616,7 +255,7 @@ BOOST_AUTO_TEST_CASE(http_server_with_curl, *boost::unit_test::timeout(60)) {
 
   for (const char* line : {"HTTP GET /\n", "HTTP GET /time\n", "HTTP GET /nope\n"})
     CHECK_SEEN(*server, line, 5);
-  BOOST_CHECK_MESSAGE(server->wait_count(kCheck + " HTTP client disconnected:", 3, seconds(5)), server->describe());
+  BOOST_CHECK_MESSAGE(server->wait_for(kCheck + " HTTP client disconnected:", seconds(5), 3), server->describe());
   server->stop();
   BOOST_CHECK_MESSAGE(server->err().empty(), server->describe());
 }
@@ -645,7 +284,7 @@ BOOST_AUTO_TEST_CASE(chat_server_two_clients, *boost::unit_test::timeout(60)) {
   bob.close();
   BOOST_REQUIRE_MESSAGE(alice.expect("bob left the chat\n"), alice.received() << "\n" << server->describe());
   // Nobody else got anything meant for others.
-  BOOST_CHECK_EQUAL(Process::count(alice.received(), "alice: "), 0u);
+  BOOST_CHECK_EQUAL(lnet_test::occurrences(alice.received(), "alice: "), 0u);
 
   CHECK_SEEN(*server, "Chat:\talice: hi bob\t1\n", 2);
   CHECK_SEEN(*server, "Chat:\tbob: hello alice\t1\n", 5);
@@ -780,7 +419,7 @@ BOOST_AUTO_TEST_CASE(connection_management_sessions, *boost::unit_test::timeout(
     TcpClient b("localhost", 8891);
     std::this_thread::sleep_for(milliseconds(100));
   }  // both close
-  BOOST_REQUIRE_MESSAGE(server->wait_count("session lasted", 2, seconds(5)), server->describe());
+  BOOST_REQUIRE_MESSAGE(server->wait_for("session lasted", seconds(5), 2), server->describe());
   std::vector<std::string> ids;
   for (auto& session : fields(server->out(), "Client ", " seconds, 0 bytes in, 0 bytes out")) {
     auto colon = session.find(": session lasted ");
@@ -946,12 +585,12 @@ BOOST_AUTO_TEST_CASE(version, *boost::unit_test::timeout(30)) {
 }
 
 BOOST_AUTO_TEST_CASE(require_sets_no_global, *boost::unit_test::timeout(30)) {
-  Process p({"lua5.4", "-e",
-             "local n = require 'net' "
-             "assert(rawget(_G, 'net') == nil, 'global net') "
-             "assert(rawget(_G, 'setTimeout') == nil and rawget(_G, 'json') == nil, 'other globals') "
-             "assert(type(n.loop) == 'function') print('ok')"},
-            lua_env());
+  Child p({"lua5.4", "-e",
+           "local n = require 'net' "
+           "assert(rawget(_G, 'net') == nil, 'global net') "
+           "assert(rawget(_G, 'setTimeout') == nil and rawget(_G, 'json') == nil, 'other globals') "
+           "assert(type(n.loop) == 'function') print('ok')"},
+          lua_env());
   auto st = p.wait_exit(seconds(10));
   BOOST_REQUIRE_MESSAGE(st, p.describe());
   BOOST_CHECK_MESSAGE(*st == 0 && p.out() == "ok\n", p.describe());

@@ -10,15 +10,10 @@
 #include <boost/test/unit_test.hpp>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,7 +25,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -38,63 +32,29 @@
 #include <vector>
 
 #include "harness.hh"
-
-extern char** environ;
+#include "support.hh"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using lnet_test::Child;
+using lnet_test::Clock;
+using lnet_test::connect_to;
+using lnet_test::errno_text;
+using lnet_test::Fd;
+using lnet_test::lua_env;
+using lnet_test::preloaded;
+using lnet_test::remaining_ms;
+using lnet_test::TempDir;
+using lnet_test::write_file;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-std::string env_or(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v ? v : fallback;
-}
-
-bool under_preload() { return !env_or("LNET_PRELOAD", "").empty(); }
-
-int ms_left(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-  return left < 0 ? 0 : static_cast<int>(left);
-}
-
-std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
-
-void write_file(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-  if (!out) throw std::runtime_error("cannot write " + path);
-}
-
-// ------------------------------------------------------------ temporary dir
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = env_or("TMPDIR", "/tmp") + "/lnet-programs-files-XXXXXX";
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error(errno_text("mkdtemp"));
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 // Every entry of dir (hidden ones too), sorted.
 std::vector<std::string> list_dir(const std::string& dir) {
@@ -112,224 +72,46 @@ std::string join(const std::vector<std::string>& v) {
 
 // ---------------------------------------------------------------- processes
 
-// A child process whose stdout and stderr go to files (so it never blocks
-// on a full pipe). The destructor kills its process group and reaps it.
-class Child {
- public:
-  Child(std::vector<std::string> argv, const std::string& out_path, const std::string& err_path)
-      : out_path_(out_path), err_path_(err_path) {
-    std::vector<std::string> envs;
-    std::string preload = env_or("LNET_PRELOAD", "");
-    std::string asan = env_or("ASAN_OPTIONS", "");
-    for (char** e = environ; *e; ++e) {
-      std::string kv = *e;
-      std::string name = kv.substr(0, kv.find('='));
-      if (name == "LUA_CPATH" || name == "LUA_CPATH_5_4" || name == "LUA_PATH" || name == "LUA_PATH_5_4" ||
-          name == "LD_PRELOAD" || name == "ASAN_OPTIONS")
-        continue;
-      envs.push_back(kv);
-    }
-    envs.push_back("LUA_CPATH=" + lnet_test::build_path("?.so") + ";;");
-    if (!preload.empty()) {
-      envs.push_back("LD_PRELOAD=" + preload);
-      envs.push_back("ASAN_OPTIONS=" + (asan.empty() ? std::string("detect_leaks=0") : asan + ":detect_leaks=0"));
-    }
-    std::vector<char*> envp, args;
-    for (auto& s : envs) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    for (auto& s : argv) args.push_back(s.data());
-    args.push_back(nullptr);
-
-    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (out < 0 || err < 0) {
-      if (out >= 0) ::close(out);
-      if (err >= 0) ::close(err);
-      throw std::runtime_error(errno_text("open child output"));
-    }
-    start_ = Clock::now();
-    pid_ = ::fork();
-    if (pid_ < 0) {
-      ::close(out), ::close(err);
-      throw std::runtime_error(errno_text("fork"));
-    }
-    if (pid_ == 0) {
-      // Only async-signal-safe calls from here to exec.
-      ::setpgid(0, 0);
-      ::signal(SIGPIPE, SIG_DFL);
-      int devnull = ::open("/dev/null", O_RDONLY);
-      if (devnull >= 0) ::dup2(devnull, 0);
-      ::dup2(out, 1);
-      ::dup2(err, 2);
-      ::execvpe(args[0], args.data(), envp.data());
-      ::_exit(127);
-    }
-    ::setpgid(pid_, pid_);  // also from here, so that kill(-pid) works at once
-    ::close(out);
-    ::close(err);
-  }
-
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  ~Child() {
-    if (pid_ > 0 && !status_) {
-      ::kill(-pid_, SIGKILL);
-      ::kill(pid_, SIGKILL);
-      wait_exit(seconds(10));
-    }
-  }
-
-  pid_t pid() const { return pid_; }
-  std::string out() const { return read_file(out_path_); }
-  std::string err() const { return read_file(err_path_); }
-  bool running() { return !poll_exit(); }
-
-  void signal(int sig) {
-    if (pid_ > 0 && !status_) ::kill(pid_, sig);
-  }
-
-  // The exit code (128 + signal when a signal ended it), or nullopt on timeout.
-  std::optional<int> wait_exit(milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
-    for (;;) {
-      if (poll_exit()) return status_;
-      if (Clock::now() >= deadline) return std::nullopt;
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-  }
-
-  // Peak resident set of the ended child, in KiB (from wait4).
-  long max_rss_kib() const { return max_rss_kib_; }
-  double seconds_run() const { return std::chrono::duration<double>(end_ - start_).count(); }
-
-  // Waits until stdout contains "listening on 127.0.0.1:PORT" and returns PORT
-  // (0 on timeout or when the child exits first).
-  int wait_port(milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
-    const std::string key = "listening on 127.0.0.1:";
-    for (;;) {
-      std::string o = out();
-      auto at = o.find(key);
-      if (at != std::string::npos) {
-        size_t i = at + key.size();
-        int port = 0;
-        while (i < o.size() && o[i] >= '0' && o[i] <= '9') port = port * 10 + (o[i++] - '0');
-        if (i < o.size() && port > 0) return port;  // the whole number is in
-      }
-      if (poll_exit() || Clock::now() >= deadline) return 0;
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-  }
-
-  // Waits until the child's stdout (or stderr) contains needle.
-  bool wait_output(const std::string& needle, milliseconds timeout, bool in_stderr = false) {
-    auto deadline = Clock::now() + timeout;
-    for (;;) {
-      if ((in_stderr ? err() : out()).find(needle) != std::string::npos) return true;
-      if (Clock::now() >= deadline) return false;
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-  }
-
- private:
-  bool poll_exit() {
-    if (status_) return true;
-    if (pid_ <= 0) return true;
-    int st = 0;
-    struct rusage ru {};
-    pid_t r = ::wait4(pid_, &st, WNOHANG, &ru);
-    if (r == pid_) {
-      end_ = Clock::now();
-      status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      max_rss_kib_ = ru.ru_maxrss;
-      ::kill(-pid_, SIGKILL);  // anything it left behind in its group
-      return true;
-    }
-    return false;
-  }
-
-  std::string out_path_, err_path_;
-  pid_t pid_ = -1;
-  std::optional<int> status_;
-  long max_rss_kib_ = 0;
-  Clock::time_point start_, end_;
-};
-
 // argv running examples/SCRIPT under the runner with the stock interpreter.
-std::vector<std::string> lnet_argv(const std::string& script, const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"lua5.4", lnet_test::source_path("bin/lnet"),
-                                   lnet_test::source_path("examples/" + script)};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return argv;
+std::vector<std::string> example_argv(const std::string& script, const std::vector<std::string>& args) {
+  std::vector<std::string> all = {lnet_test::source_path("examples/" + script)};
+  all.insert(all.end(), args.begin(), args.end());
+  return lnet_test::lnet_argv(all);
 }
 
-// A server example started with port 0; knows the port it printed.
+// A server example started with port 0; knows the port it printed in its
+// line "NAME: listening on 127.0.0.1:PORT ...".
 struct Server {
   Child child;
   int port = 0;
-  Server(const TempDir& tmp, const std::string& script, const std::vector<std::string>& args)
-      : child(lnet_argv(script, args), tmp / (script + ".out"), tmp / (script + ".err")) {
-    port = child.wait_port(seconds(30));
-    if (port == 0)
+  Server(const std::string& script, const std::vector<std::string>& args)
+      : child(example_argv(script, args), lua_env()) {
+    std::string prefix = script.substr(0, script.find('.')) + ": listening on 127.0.0.1:";
+    if (auto line = child.wait_line(prefix, seconds(30))) port = std::atoi(line->c_str() + prefix.size());
+    if (port <= 0)
       throw std::runtime_error(script + " did not report its port; stdout: " + child.out() +
                                " stderr: " + child.err());
   }
 };
 
-// Runs a command to the end (bounded); returns exit status and stdout.
-std::pair<int, std::string> run(const TempDir& tmp, std::vector<std::string> argv, milliseconds timeout,
+// Runs a command to the end (bounded), in the environment of the lua5.4
+// children; returns exit status and stdout.
+std::pair<int, std::string> run(const std::vector<std::string>& argv, milliseconds timeout,
                                 std::string* err = nullptr, long* max_rss = nullptr, double* secs = nullptr) {
-  static int n = 0;
-  std::string base = tmp / ("run" + std::to_string(++n));
-  Child c(std::move(argv), base + ".out", base + ".err");
-  auto st = c.wait_exit(timeout);
-  if (err) *err = c.err();
-  if (max_rss) *max_rss = c.max_rss_kib();
-  if (secs) *secs = c.seconds_run();
-  if (!st) return {-1, c.out()};
-  return {*st, c.out()};
+  lnet_test::Result r = lnet_test::run(argv, lua_env(), "", timeout);
+  if (err) *err = r.err;
+  if (max_rss) *max_rss = r.max_rss_kib;
+  if (secs) *secs = r.seconds;
+  return {r.status, r.out};
 }
 
-std::string sha256sum(const TempDir& tmp, const std::string& path) {
-  auto [st, out] = run(tmp, {"sha256sum", path}, seconds(120));
+std::string sha256sum(const std::string& path) {
+  auto [st, out] = run({"sha256sum", path}, seconds(120));
   if (st != 0 || out.size() < 64) throw std::runtime_error("sha256sum " + path + " failed: " + out);
   return out.substr(0, 64);
 }
 
 // ------------------------------------------------------------- raw sockets
-
-int connect_local(int port, Clock::time_point deadline) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error(errno_text("socket"));
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 && errno != EINPROGRESS) {
-    ::close(fd);
-    throw std::runtime_error(errno_text("connect"));
-  }
-  pollfd p{fd, POLLOUT, 0};
-  int soerr = 0;
-  socklen_t len = sizeof soerr;
-  if (::poll(&p, 1, ms_left(deadline)) != 1 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 ||
-      soerr != 0) {
-    ::close(fd);
-    throw std::runtime_error("connect to port " + std::to_string(port) + " failed");
-  }
-  return fd;
-}
-
-struct Fd {
-  int fd;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
 
 // One upload over a raw socket: sends the pieces (pausing pause_ms between
 // them), half-closes, and returns everything the server sent until it
@@ -338,14 +120,14 @@ struct Fd {
 std::string raw_exchange(int port, const std::vector<std::string>& pieces, int pause_ms = 0,
                          bool half_close = true, milliseconds timeout = seconds(30)) {
   auto deadline = Clock::now() + timeout;
-  Fd s(connect_local(port, deadline));
+  Fd s = connect_to(port, timeout);
   std::string got;
   bool eof = false;
   auto read_some = [&](int wait_ms) {
-    pollfd p{s.fd, POLLIN, 0};
+    pollfd p{s.get(), POLLIN, 0};
     if (::poll(&p, 1, wait_ms) != 1) return;
     char buf[65536];
-    ssize_t n = ::recv(s.fd, buf, sizeof buf, 0);
+    ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
     if (n > 0)
       got.append(buf, static_cast<size_t>(n));
     else if (n == 0 || (errno != EAGAIN && errno != EINTR))
@@ -355,17 +137,17 @@ std::string raw_exchange(int port, const std::vector<std::string>& pieces, int p
   for (size_t i = 0; i < pieces.size() && !broken && !eof; ++i) {
     if (i > 0 && pause_ms > 0) {
       auto until = Clock::now() + milliseconds(pause_ms);
-      while (Clock::now() < until && !eof) read_some(std::max(1, ms_left(until)));
+      while (Clock::now() < until && !eof) read_some(std::max(1, remaining_ms(until)));
     }
     size_t done = 0;
     const std::string& piece = pieces[i];
     while (done < piece.size() && !eof) {
       if (Clock::now() >= deadline) throw std::runtime_error("raw_exchange: send timed out");
-      ssize_t n = ::send(s.fd, piece.data() + done, piece.size() - done, MSG_NOSIGNAL);
+      ssize_t n = ::send(s.get(), piece.data() + done, piece.size() - done, MSG_NOSIGNAL);
       if (n > 0) {
         done += static_cast<size_t>(n);
       } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        pollfd p{s.fd, POLLOUT | POLLIN, 0};
+        pollfd p{s.get(), POLLOUT | POLLIN, 0};
         ::poll(&p, 1, 50);
         if (p.revents & POLLIN) read_some(0);
       } else {
@@ -374,8 +156,8 @@ std::string raw_exchange(int port, const std::vector<std::string>& pieces, int p
       }
     }
   }
-  if (half_close) ::shutdown(s.fd, SHUT_WR);
-  while (!eof && Clock::now() < deadline) read_some(std::max(1, ms_left(deadline)));
+  if (half_close) ::shutdown(s.get(), SHUT_WR);
+  while (!eof && Clock::now() < deadline) read_some(std::max(1, remaining_ms(deadline)));
   return got;
 }
 
@@ -529,7 +311,7 @@ BOOST_AUTO_TEST_CASE(matches_sha256sum) {
   for (auto& c : cases) {
     std::string path = tmp / c.name;
     write_pattern_file(path, seed++, c.size);
-    std::string want = sha256sum(tmp, path);
+    std::string want = sha256sum(path);
     // read in odd-sized chunks, so blocks straddle update() calls
     std::string err = run_lua("local path, want = " + lua_quote(path) + ", " + lua_quote(want) + R"lua(
       local sha256 = require "lib.sha256"
@@ -557,7 +339,7 @@ BOOST_AUTO_TEST_SUITE(file_transfer)
 BOOST_AUTO_TEST_CASE(small_files_arrive_intact) {
   TempDir tmp;
   fs::create_directory(tmp / "in");
-  Server srv(tmp, "file_server.lua", {tmp / "in", "0"});
+  Server srv("file_server.lua", {tmp / "in", "0"});
 
   std::string all_bytes;
   for (int i = 0; i < 256; ++i) all_bytes += static_cast<char>(i);
@@ -577,7 +359,7 @@ BOOST_AUTO_TEST_CASE(small_files_arrive_intact) {
     std::vector<std::string> args = {"127.0.0.1", std::to_string(srv.port), src};
     if (!c.name.empty()) args.push_back(c.name);
     std::string err;
-    auto [st, out] = run(tmp, lnet_argv("file_send.lua", args), seconds(120), &err);
+    auto [st, out] = run(example_argv("file_send.lua", args), seconds(120), &err);
     std::string stored = c.name.empty() ? c.file : c.name;
     BOOST_TEST(st == 0, c.file << ": exit " << st << " stdout: " << out << " stderr: " << err);
     BOOST_TEST(out.rfind("OK " + stored + " " + std::to_string(c.data.size()) + " ", 0) == 0, out);
@@ -588,7 +370,7 @@ BOOST_AUTO_TEST_CASE(small_files_arrive_intact) {
                  join({"all_bytes", "empty.bin", "na\xc3\xafve.txt", "one", "stored name with spaces & %percent"}));
   // a second upload of a name replaces the first
   write_file(tmp / "one", "second");
-  auto [st2, out2] = run(tmp, lnet_argv("file_send.lua", {"127.0.0.1", std::to_string(srv.port), tmp / "one"}),
+  auto [st2, out2] = run(example_argv("file_send.lua", {"127.0.0.1", std::to_string(srv.port), tmp / "one"}),
                          seconds(60));
   BOOST_TEST(st2 == 0, out2);
   BOOST_TEST(read_file(tmp / "in/one") == "second");
@@ -601,26 +383,26 @@ BOOST_AUTO_TEST_CASE(two_hundred_mb_with_bounded_memory) {
   const size_t size = 200u * 1000 * 1000;
   std::string src = tmp / "big.bin";
   write_pattern_file(src, 2024, size);
-  Server srv(tmp, "file_server.lua", {tmp / "in", "0"});
+  Server srv("file_server.lua", {tmp / "in", "0"});
 
   std::string err;
   long sender_rss = 0;
   double secs = 0;
-  auto [st, out] = run(tmp, lnet_argv("file_send.lua", {"127.0.0.1", std::to_string(srv.port), src, "copy.bin"}),
+  auto [st, out] = run(example_argv("file_send.lua", {"127.0.0.1", std::to_string(srv.port), src, "copy.bin"}),
                        seconds(900), &err, &sender_rss, &secs);
   BOOST_TEST_REQUIRE(st == 0, "exit " << st << " stdout: " << out << " stderr: " << err);
-  BOOST_TEST(srv.child.wait_output("saved copy.bin (200000000 bytes)", seconds(30)), srv.child.out());
+  BOOST_TEST(srv.child.wait_for("saved copy.bin (200000000 bytes)", seconds(30)), srv.child.out());
   std::string diff = compare_files(src, tmp / "in/copy.bin");
   BOOST_TEST(diff == "", "received file: " << diff);
   BOOST_TEST(join(list_dir(tmp / "in")) == join({"copy.bin"}));
 
   // the server's peak: stop it and read its rusage
-  srv.child.signal(SIGTERM);
+  srv.child.terminate(SIGTERM);
   BOOST_TEST_REQUIRE(srv.child.wait_exit(seconds(30)).has_value());
   long server_rss = srv.child.max_rss_kib();
   // Under LD_PRELOAD=libasan, ASan's allocator (its quarantine, shadow) is
   // in every child: the bound says "does not grow with the file" there.
-  long bound_kib = under_preload() ? 512 * 1024 : 64 * 1024;
+  long bound_kib = preloaded() ? 512 * 1024 : 64 * 1024;
   BOOST_TEST_MESSAGE("200 MB transfer: " << secs << " s (sender hashes the file first, then sends); "
                                          << "peak RSS sender " << sender_rss / 1024 << " MiB, server "
                                          << server_rss / 1024 << " MiB");
@@ -633,12 +415,12 @@ BOOST_AUTO_TEST_CASE(two_hundred_mb_with_bounded_memory) {
 BOOST_AUTO_TEST_CASE(lying_size_and_wrong_checksum_are_rejected) {
   TempDir tmp;
   fs::create_directory(tmp / "in");
-  Server srv(tmp, "file_server.lua", {tmp / "in", "0"});
+  Server srv("file_server.lua", {tmp / "in", "0"});
   std::string data = Pattern(9).bytes(100000);
   write_file(tmp / "data", data);
-  std::string sha = sha256sum(tmp, tmp / "data");
+  std::string sha = sha256sum(tmp / "data");
   write_file(tmp / "other", "other data");
-  std::string other_sha = sha256sum(tmp, tmp / "other");
+  std::string other_sha = sha256sum(tmp / "other");
 
   auto in_is_empty = [&] { return list_dir(tmp / "in").empty(); };
 
@@ -684,7 +466,7 @@ BOOST_AUTO_TEST_CASE(lying_size_and_wrong_checksum_are_rejected) {
   // the sender program reports an ERR with status 1 and the message
   std::string err;
   auto [st, out] =
-      run(tmp, lnet_argv("file_send.lua", {"127.0.0.1", std::to_string(srv.port), tmp / "data", ".hidden"}),
+      run(example_argv("file_send.lua", {"127.0.0.1", std::to_string(srv.port), tmp / "data", ".hidden"}),
           seconds(60), &err);
   BOOST_TEST(st == 1, "exit " << st);
   BOOST_TEST(err.find("ERR bad name") != std::string::npos, err);
@@ -700,7 +482,7 @@ BOOST_AUTO_TEST_CASE(lying_size_and_wrong_checksum_are_rejected) {
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
     int dead_port = ntohs(sa.sin_port);
     auto [st3, out3] =
-        run(tmp, lnet_argv("file_send.lua", {"127.0.0.1", std::to_string(dead_port), tmp / "data"}), seconds(60),
+        run(example_argv("file_send.lua", {"127.0.0.1", std::to_string(dead_port), tmp / "data"}), seconds(60),
             &err);
     ::close(fd);
     BOOST_TEST(st3 == 1, "exit " << st3);
@@ -709,19 +491,17 @@ BOOST_AUTO_TEST_CASE(lying_size_and_wrong_checksum_are_rejected) {
 
   // a client that vanishes mid-upload (reset) leaves nothing behind
   {
-    auto deadline = Clock::now() + seconds(30);
-    Fd s(connect_local(srv.port, deadline));
+    Fd s = connect_to(srv.port, seconds(30));
     std::string part = header("vanish", data.size(), sha) + data.substr(0, 50000);
-    BOOST_TEST(::send(s.fd, part.data(), part.size(), MSG_NOSIGNAL) > 0);
+    BOOST_TEST(::send(s.get(), part.data(), part.size(), MSG_NOSIGNAL) > 0);
     // wait for the server to start the temporary file
     auto until = Clock::now() + seconds(30);
     while (in_is_empty() && Clock::now() < until) std::this_thread::sleep_for(milliseconds(20));
     BOOST_TEST(!in_is_empty(), "no temporary file appeared");
     linger lg{1, 0};
-    ::setsockopt(s.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    ::close(s.fd);
-    s.fd = -1;
-    BOOST_TEST(srv.child.wait_output("aborted vanish", seconds(30)), srv.child.out());
+    ::setsockopt(s.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    s.reset();
+    BOOST_TEST(srv.child.wait_for("aborted vanish", seconds(30)), srv.child.out());
     BOOST_TEST(in_is_empty(), "left " << join(list_dir(tmp / "in")));
   }
   BOOST_TEST(srv.child.running(), "the server must keep running");
@@ -731,7 +511,7 @@ BOOST_AUTO_TEST_CASE(names_that_escape_the_directory_are_refused) {
   TempDir tmp;
   fs::create_directory(tmp / "in");
   fs::create_directory(tmp / "in2");
-  Server srv(tmp, "file_server.lua", {tmp / "in", "0"});
+  Server srv("file_server.lua", {tmp / "in", "0"});
   const std::string empty_sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
   const std::string abc_sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
   bool etc_x_existed = fs::exists("/etc/x");
@@ -752,7 +532,7 @@ BOOST_AUTO_TEST_CASE(names_that_escape_the_directory_are_refused) {
     write_file(tmp / "abc", "abc");
     std::string err;
     auto [st, out] = run(
-        tmp, lnet_argv("file_send.lua", {"127.0.0.1", std::to_string(srv.port), tmp / "abc", name}), seconds(60),
+        example_argv("file_send.lua", {"127.0.0.1", std::to_string(srv.port), tmp / "abc", name}), seconds(60),
         &err);
     BOOST_TEST(st == 1, name << ": exit " << st);
     BOOST_TEST(err.find("ERR bad name") != std::string::npos, name << ": " << err);
@@ -925,8 +705,7 @@ const char* kv_prelude = R"lua(
 )lua";
 
 BOOST_AUTO_TEST_CASE(round_trips_and_oversize_client_is_closed_alone) {
-  TempDir tmp;
-  Server srv(tmp, "kv_server.lua", {"0"});
+  Server srv("kv_server.lua", {"0"});
   std::string err = run_lua(std::string(kv_prelude) + "local port = " + std::to_string(srv.port) + R"lua(
     local bin_key, bin_value = "k\0ey\255", "v\0a\0l\1\0\255ue\n"
     local A
@@ -1011,8 +790,7 @@ BOOST_AUTO_TEST_CASE(round_trips_and_oversize_client_is_closed_alone) {
 }
 
 BOOST_AUTO_TEST_CASE(max_frame_is_configurable) {
-  TempDir tmp;
-  Server srv(tmp, "kv_server.lua", {"0", "100"});
+  Server srv("kv_server.lua", {"0", "100"});
   BOOST_TEST(srv.child.out().find("(max frame 100 bytes)") != std::string::npos, srv.child.out());
   std::string err = run_lua(std::string(kv_prelude) + "local port = " + std::to_string(srv.port) + R"lua(
     local done = 0
@@ -1057,8 +835,7 @@ BOOST_AUTO_TEST_CASE(a_client_that_does_not_read_is_paced) {
   // A client pipelines 400 GETs of a 512 KiB value without reading the
   // replies: the server must pause it instead of queueing 200 MB (or
   // failing at max_buffer), and every reply must still arrive.
-  TempDir tmp;
-  Server srv(tmp, "kv_server.lua", {"0"});
+  Server srv("kv_server.lua", {"0"});
   std::string err = run_lua(std::string(kv_prelude) + "local port = " + std::to_string(srv.port) + R"lua(
     local value = string.rep("v", 512 * 1024)
     kv.connect("127.0.0.1", port, function(A, cerr)
@@ -1094,9 +871,9 @@ BOOST_AUTO_TEST_CASE(a_client_that_does_not_read_is_paced) {
   )lua",
                             "kv_paced");
   BOOST_TEST(err == "", err);
-  srv.child.signal(SIGTERM);
+  srv.child.terminate(SIGTERM);
   BOOST_TEST_REQUIRE(srv.child.wait_exit(seconds(30)).has_value());
-  long bound = under_preload() ? 1024 * 1024 : 128 * 1024;
+  long bound = preloaded() ? 1024 * 1024 : 128 * 1024;
   BOOST_TEST_MESSAGE("kv server peak RSS after 200 MB of replies to a paced client: " << srv.child.max_rss_kib() / 1024
                                                                                      << " MiB");
   BOOST_TEST(srv.child.max_rss_kib() < bound, "server peak RSS " << srv.child.max_rss_kib() << " KiB");
