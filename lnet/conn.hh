@@ -12,7 +12,6 @@
 #include <cstdint>
 
 struct bufferevent;
-struct evbuffer;
 struct event;
 
 namespace lnet {

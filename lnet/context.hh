@@ -11,7 +11,6 @@
 
 struct event;
 struct event_base;
-struct evbuffer;
 struct evdns_base;
 
 #define LNET_EXPORT __attribute__((visibility("default")))
