@@ -7,6 +7,7 @@
 // kMaxPending do.
 #include "address.hh"
 #include "context.hh"
+#include "errors.hh"
 #include "objects.hh"
 #include "options.hh"
 
@@ -24,17 +25,6 @@
 #include <cstring>
 #include <new>
 
-#if __has_include("errors.hh")
-#include "errors.hh"
-#else
-namespace lnet {  // until the connection core's errors.hh is merged
-inline const char* errno_code(int e) noexcept {
-  const char* n = strerrorname_np(e);
-  return n ? n : "EUNKNOWN";
-}
-inline const char* eai_code(int) noexcept { return "EAI_FAIL"; }
-}  // namespace lnet
-#endif
 
 namespace lnet {
 
