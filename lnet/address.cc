@@ -1,6 +1,7 @@
 #include "address.hh"
 
 #include "context.hh"
+#include "unix.hh"
 
 #include <arpa/inet.h>
 #include <event2/dns.h>
@@ -31,7 +32,9 @@ bool sockaddr_ip(const sockaddr* sa, char* ip, size_t iplen, int* port) noexcept
 }
 
 void format_endpoint(char* out, size_t n, const char* host, int port) noexcept {
-  if (std::strchr(host, ':'))
+  if (is_unix_host(host))  // "unix:/path", "unix:@name": no port
+    std::snprintf(out, n, "%s", host);
+  else if (std::strchr(host, ':'))
     std::snprintf(out, n, "[%s]:%d", host, port);
   else
     std::snprintf(out, n, "%s:%d", host, port);
@@ -50,6 +53,12 @@ int push_socket_address(lua_State* L, evutil_socket_t fd, bool peer) {
     lua_pushnil(L);
     lua_pushstring(L, e == ENOTCONN ? "not connected" : std::strerror(e));
     return 2;
+  }
+  if (ss.ss_family == AF_UNIX) {  // "unix:/path" alone: there is no port
+    char path[kEndpointLen];
+    unix_format(reinterpret_cast<sockaddr_un*>(&ss), len, path, sizeof path);
+    lua_pushstring(L, path);
+    return 1;
   }
   if (!sockaddr_ip(reinterpret_cast<sockaddr*>(&ss), ip, sizeof ip, &port)) {
     lua_pushnil(L);
