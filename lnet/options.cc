@@ -30,6 +30,23 @@ int64_t opt_int(lua_State* L, int arg, const char* key, int64_t lo, int64_t hi) 
   return v;
 }
 
+// "0660" (octal digits) or an integer 0..07777.
+int opt_mode(lua_State* L, int arg) {
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    size_t len = 0;
+    const char* s = lua_tolstring(L, -1, &len);
+    int v = 0;
+    bool ok = len > 0 && len <= 5;
+    for (size_t i = 0; ok && i < len; i++) {
+      ok = s[i] >= '0' && s[i] <= '7';
+      v = v * 8 + (s[i] - '0');
+    }
+    if (!ok || v > 07777) luaL_argerror(L, arg, "option 'mode' must be octal digits such as \"0660\"");
+    return v;
+  }
+  return static_cast<int>(opt_int(L, arg, "mode", 0, 07777));
+}
+
 constexpr int64_t kMaxMs = int64_t{1} << 40;  // ~35 years
 constexpr int64_t kMaxBytes = int64_t{1} << 46;
 
@@ -69,6 +86,8 @@ void parse_options(lua_State* L, int idx, int arg, Options* o) {
       o->high_water = static_cast<size_t>(opt_int(L, arg, k, 0, kMaxBytes));
     } else if (!std::strcmp(k, "allow_half_open")) {
       o->allow_half_open = opt_bool(L, arg, k);
+    } else if (!std::strcmp(k, "mode")) {
+      o->mode = opt_mode(L, arg);
     } else {
       luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'", k));
     }

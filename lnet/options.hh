@@ -21,6 +21,7 @@ struct Options {
   size_t max_buffer = 8u << 20;   // bytes queued per direction
   size_t high_water = 64u << 10;  // send() returns false above this
   bool allow_half_open = false;
+  int mode = -1;                  // listen on "unix:/path": the file's permissions; -1 = umask
 };
 
 // Reads the options table at idx (nil or none leaves o as it is) into o.

@@ -3,6 +3,7 @@
 #include "address.hh"
 #include "conn.hh"
 #include "objects.hh"
+#include "unix.hh"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -438,6 +439,13 @@ int server_sockname(lua_State* L) {
   return push_socket_address(L, conn_fd(c), false);
 }
 
+int server_peercred(lua_State* L) {
+  Server* srv = check_server(L);
+  Conn* c = check_conn(L, srv);
+  if (!c) return 2;
+  return push_peercred(L, conn_fd(c));
+}
+
 int server_stats(lua_State* L) {
   Server* srv = check_server(L);
   if (!lua_isnoneornil(L, 2)) {
@@ -518,7 +526,8 @@ const luaL_Reg kMethods[] = {
     {"resume", server_conn_op<conn_resume>},
     {"stop", server_stop},       {"address", server_address},
     {"clients", server_clients}, {"peer", server_peer},       {"sockname", server_sockname},
-    {"stats", server_stats},     {nullptr, nullptr}};
+    {"stats", server_stats},     {"peercred", server_peercred},
+    {nullptr, nullptr}};
 
 const luaL_Reg kMeta[] = {{"__gc", server_gc},
                           {"__close", server_close_all},
