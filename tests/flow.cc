@@ -345,6 +345,16 @@ int l_raw_recv(lua_State* L) {
   return 1;
 }
 
+// sigpipe_disposition() -> "default" | "ignored" | "handled"
+int l_sigpipe_disposition(lua_State* L) {
+  struct sigaction sa;
+  sigaction(SIGPIPE, nullptr, &sa);
+  lua_pushstring(L, sa.sa_handler == SIG_DFL ? "default"
+                    : sa.sa_handler == SIG_IGN ? "ignored"
+                                               : "handled");
+  return 1;
+}
+
 // raw_rst(fd): SO_LINGER {1, 0} then close: the peer gets a reset.
 int l_raw_rst(lua_State* L) {
   reset_close(static_cast<int>(luaL_checkinteger(L, 1)));
@@ -484,6 +494,7 @@ const luaL_Reg kFlowc[] = {
     {"lowest_free_fd", l_lowest_free_fd}, {"set_nofile", l_set_nofile},
     {"stream_start", l_stream_start}, {"stream_join", l_stream_join},
     {"spawn", l_spawn},               {"wait_child", l_wait_child},
+    {"sigpipe_disposition", l_sigpipe_disposition},
     {nullptr, nullptr}};
 
 // Installs flowc and FLOW_ARGS (a Lua table constructor) in L, then runs
