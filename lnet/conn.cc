@@ -58,27 +58,65 @@ void arm_ms(event* ev, int64_t ms) noexcept {
   event_add(ev, &tv);
 }
 
+enum class Discard { Drained, Pending, Eof, Failed };
+
 // Reads and drops what the peer sent, so a close does not turn into a
 // reset for unread bytes (the kernel resets a socket closed with unread
-// input). Bounded: a peer that keeps sending gets the reset.
-void discard_input(Conn* c) noexcept {
-  if (c->read_eof) return;
+// input). Pending: the peer is still sending. Failed sets c->err.
+Discard discard_input(Conn* c) noexcept {
+  if (c->read_eof) return Discard::Eof;
   char* buf = context_read_buffer(c->ctx);
-  if (buf == nullptr) return;
+  if (buf == nullptr) return Discard::Drained;
+  bool got = false;
   for (int i = 0; i < kDiscardRounds; i++) {
     int err = 0;
     ssize_t n = c->transport->read(c, buf, kReadBufferSize, &err);
-    if (n <= 0) return;
-    c->bytes_in += static_cast<uint64_t>(n);
+    if (n > 0) {
+      c->bytes_in += static_cast<uint64_t>(n);
+      got = true;
+      continue;
+    }
+    if (n == 0) {
+      c->read_eof = true;
+      return Discard::Eof;
+    }
+    if (would_block(err) || err == kWantWrite) return got ? Discard::Pending : Discard::Drained;
+    c->err = err;
+    return Discard::Failed;
   }
+  return Discard::Pending;
+}
+
+// A closing connection's queue is empty: our FIN goes out. When the peer
+// is still sending, keep reading and discarding until its FIN (or
+// linger_timeout), so its last bytes do not turn our close into a reset
+// that would destroy what we sent before it was read (a lingering close).
+void finish_closing(Conn* c) noexcept {
+  if (c->write_end != WriteEnd::FinSent) {
+    c->write_end = WriteEnd::FinSent;
+    c->transport->shutdown_write(c);  // an error here shows in the read below
+  }
+  switch (discard_input(c)) {
+    case Discard::Failed:
+      conn_close(c, EndKind::Error, c->err);
+      return;
+    case Discard::Pending:
+      if (c->opt.linger_timeout_ms > 0) {
+        c->last_write = now_ms();  // the linger clock runs from our FIN
+        return;                    // on_eof or on_linger ends it
+      }
+      break;
+    default:
+      break;
+  }
+  conn_close(c, EndKind::Orderly, 0);
 }
 
 // The queue is empty: what was waiting for that happens now.
 void after_flush(Conn* c) noexcept {
   if (c->wev) event_del(c->wev);
   if (c->state == ConnState::Closing) {
-    discard_input(c);
-    conn_close(c, EndKind::Orderly, 0);
+    finish_closing(c);
     return;
   }
   if (c->state != ConnState::Open) return;
@@ -138,7 +176,11 @@ bool flush(Conn* c) noexcept {
 void on_eof(Conn* c) noexcept {
   c->read_eof = true;
   event_del(c->rev);
-  if (c->state == ConnState::Closing) return;  // the flush closes it
+  if (c->state == ConnState::Closing) {
+    // Lingering after our FIN: the peer is done too. Else the flush ends it.
+    if (conn_queued(c) == 0 && c->write_end == WriteEnd::FinSent) conn_close(c, EndKind::Orderly, 0);
+    return;
+  }
   if (c->opt.allow_half_open) {
     c->owner->conn_end(c);
     // Our side was already shut down: both directions are done.
@@ -376,11 +418,6 @@ void conn_disconnect(Conn* c) noexcept {
   if (c->state != ConnState::Open) return;
   c->state = ConnState::Closing;
   if (c->idle_ev) event_del(c->idle_ev);
-  if (conn_queued(c) == 0 && !c->write_wants_read) {
-    discard_input(c);
-    conn_close(c, EndKind::Orderly, 0);
-    return;
-  }
   // Keep reading (and discarding) even when paused: a peer that is itself
   // blocked writing to us could otherwise never read our queue.
   if (!c->read_eof) event_add(c->rev, nullptr);
@@ -393,6 +430,7 @@ void conn_disconnect(Conn* c) noexcept {
     c->last_write = now_ms();
     arm_ms(c->linger_ev, c->opt.linger_timeout_ms);
   }
+  if (conn_queued(c) == 0 && !c->write_wants_read) after_flush(c);
 }
 
 void conn_close(Conn* c, EndKind kind, int err) noexcept {

@@ -43,8 +43,10 @@ enum class ConnState : uint8_t {
   Connecting,  // client: non-blocking connect() in progress (write event)
   Open,        // established: reading (unless paused) and writing
   Closing,     // disconnect(): no more 'data' (reads are discarded so the
-               // peer can drain), the queue flushes, then the socket closes;
-               // linger_timeout resets it when the queue cannot drain
+               // peer can drain), the queue flushes, our FIN goes out, then
+               // the socket closes (after the peer's FIN when it was still
+               // sending: a lingering close); linger_timeout resets it when
+               // that takes longer without progress
   Closed,      // socket gone; the owner's deferred end has not run yet
 };
 

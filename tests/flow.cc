@@ -544,6 +544,9 @@ SCENARIO(close_semantics)
 SCENARIO(half_close)
 // 6. Faults.
 SCENARIO(peer_reset)
+// Issue 8: streams whole or visibly cut (1), graceful close without deadlock (2).
+SCENARIO(no_truncation)
+SCENARIO(graceful_close)
 
 // 6. Writing to a reset peer does not kill the process. In a child with
 // SIGPIPE at its default (so a write without MSG_NOSIGNAL would kill it):
