@@ -195,7 +195,9 @@ void on_readable(evutil_socket_t, short, void* arg) {
   Conn* c = static_cast<Conn*>(arg);
   if (c->write_wants_read) {
     c->write_wants_read = false;
-    if (!flush(c) && c->state != ConnState::Open && c->state != ConnState::Closing) return;
+    flush(c);  // may fire 'drain', end the connection, or halt the loop
+    if (c->state != ConnState::Open && c->state != ConnState::Closing) return;
+    if (halted(c->ctx)) return;  // the socket stays readable: next net.loop()
   }
   char* buf = context_read_buffer(c->ctx);
   if (buf == nullptr) {
@@ -249,6 +251,10 @@ void on_writable(evutil_socket_t fd, short, void* arg) {
     c->read_wants_write = false;
     on_readable(fd, EV_READ, c);
     if (c->state != ConnState::Open && c->state != ConnState::Closing) return;
+    if (halted(c->ctx)) {
+      event_add(c->wev, nullptr);  // flush on the next net.loop()
+      return;
+    }
   }
   flush(c);
 }
