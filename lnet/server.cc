@@ -488,8 +488,8 @@ int server_sockname(lua_State* L) {
 int server_peercred(lua_State* L) {
   Server* srv = check_server(L);
   Conn* c = check_conn(L, srv);
-  if (!c) return 2;
-  return push_peercred(L, conn_fd(c));
+  if (!c) return 3;
+  return push_peercred(L, c->fd);
 }
 
 int server_stats(lua_State* L) {
