@@ -58,6 +58,12 @@ struct Server final : ConnOwner {
   uint64_t ended_out = 0;
   const char* code = nullptr;  // of msg
   char msg[kEndpointLen + 128] = "";
+  // "unix:/path": the file this listener made, removed when it stops.
+  sockaddr_un unix_addr{};
+  socklen_t unix_len = 0;  // 0: not a unix listener
+  dev_t unix_dev = 0;
+  ino_t unix_ino = 0;
+  bool unix_file = false;
 
   void conn_connect_result(Conn*, int) noexcept override {}
   void conn_data(Conn* c, const char* data, size_t len) noexcept override;
@@ -202,6 +208,30 @@ void fail(Server* srv, const char* why, const char* code) noexcept {
   defer(srv->ctx, &srv->defer);
 }
 
+// The bound, listening fd starts accepting; 'started' follows from the
+// loop. False when out of memory (fd is then closed).
+bool start_accepting(Server* srv, int fd) noexcept {
+  srv->accept_ev = event_new(srv->ctx->base, fd, EV_READ | EV_PERSIST, on_accept, srv);
+  if (!srv->accept_ev) {
+    ::close(fd);
+    return false;
+  }
+  srv->lfd = fd;
+  // Messages and tostring name the real port after listen(host, 0).
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  char ip[kIpLen];
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+    sockaddr_ip(reinterpret_cast<sockaddr*>(&ss), ip, sizeof ip, &srv->port);
+  srv->state = ListenState::Listening;
+  srv->limit_paused = false;
+  srv->accept_error_reported = false;
+  update_accepting(srv);
+  srv->pending |= kStartedCb;
+  defer(srv->ctx, &srv->defer);
+  return true;
+}
+
 // Binds the first address that works; 'started' or 'error' follow from the loop.
 void bind_addresses(Server* srv, evutil_addrinfo* list) noexcept {
   int err = EADDRNOTAVAIL;
@@ -220,27 +250,38 @@ void bind_addresses(Server* srv, evutil_addrinfo* list) noexcept {
       ::close(fd);
       continue;
     }
-    srv->accept_ev = event_new(srv->ctx->base, fd, EV_READ | EV_PERSIST, on_accept, srv);
-    if (!srv->accept_ev) {
-      ::close(fd);
+    if (!start_accepting(srv, fd)) {
       err = ENOMEM;
       break;
     }
-    srv->lfd = fd;
-    // Messages and tostring name the real port after listen(host, 0).
-    sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char ip[kIpLen];
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
-      sockaddr_ip(reinterpret_cast<sockaddr*>(&ss), ip, sizeof ip, &srv->port);
-    srv->state = ListenState::Listening;
-    srv->limit_paused = false;
-    srv->accept_error_reported = false;
-    update_accepting(srv);
-    srv->pending |= kStartedCb;
-    defer(srv->ctx, &srv->defer);
     return;
   }
+  fail(srv, evutil_socket_error_to_string(err), errno_code(err));
+}
+
+// "unix:/path", "unix:@name": a stale socket file is replaced, a live one
+// or another file is not; mode applies to the file.
+void bind_unix(Server* srv) noexcept {
+  sockaddr_un* sa = &srv->unix_addr;
+  unix_sockaddr(srv->host, sa, &srv->unix_len);
+  srv->unix_file = false;
+  int err = unix_prepare_listen(sa, srv->unix_len);
+  int fd = -1;
+  if (err == 0) {
+    fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) err = errno;
+  }
+  if (err == 0 && ::bind(fd, reinterpret_cast<sockaddr*>(sa), srv->unix_len) != 0) err = errno;
+  if (err == 0) {
+    srv->unix_file = unix_file_id(sa, srv->unix_len, &srv->unix_dev, &srv->unix_ino);
+    err = unix_apply_mode(sa, srv->unix_len, srv->cur.mode);
+  }
+  if (err == 0 && ::listen(fd, srv->cur.backlog) != 0) err = errno;
+  if (err == 0 && !start_accepting(srv, fd)) err = ENOMEM;
+  if (err == 0) return;
+  if (fd >= 0) ::close(fd);
+  if (srv->unix_file) unix_remove(sa, srv->unix_len, srv->unix_dev, srv->unix_ino);
+  srv->unix_file = false;
   fail(srv, evutil_socket_error_to_string(err), errno_code(err));
 }
 
@@ -378,7 +419,9 @@ int server_listen(lua_State* L) {
   Server* srv = check_server(L);
   size_t hlen = 0;
   const char* host = check_host(L, 2, &hlen);
-  int port = check_port(L, 3);
+  bool local = is_unix_host(host);
+  if (local) check_unix_host(L, 2, host, hlen, 3);
+  int port = local ? 0 : check_port(L, 3);
   Options cur = srv->opt;
   parse_options(L, 5, 5, &cur);
   if (srv->state != ListenState::Idle) return luaL_error(L, "listen: server is already listening");
@@ -394,7 +437,9 @@ int server_listen(lua_State* L) {
   srv->port = port;
   srv->cur = cur;
   srv->state = ListenState::Resolving;
-  if (!bind_numeric(srv)) {
+  if (local)
+    bind_unix(srv);
+  else if (!bind_numeric(srv)) {
     srv->pending |= kStart;
     defer(srv->ctx, &srv->defer);
   }
@@ -431,6 +476,8 @@ void close_listener(Server* srv) noexcept {
   srv->accept_ev = nullptr;
   if (srv->lfd >= 0) evutil_closesocket(srv->lfd);
   srv->lfd = -1;
+  if (srv->unix_file) unix_remove(&srv->unix_addr, srv->unix_len, srv->unix_dev, srv->unix_ino);
+  srv->unix_file = false;
   if (srv->backoff_ev) event_del(srv->backoff_ev);
   srv->state = ListenState::Idle;
   srv->pending = 0;  // after stop() only 'disconnected' callbacks fire
