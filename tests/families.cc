@@ -10,7 +10,9 @@
 #include "harness.hh"
 #include "support.hh"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -153,6 +155,22 @@ int l_has(lua_State* L) {
   return 1;
 }
 
+// stale_socket(path): a Unix socket file that nothing accepts on (bound,
+// then closed without removing the file).
+int l_stale_socket(lua_State* L) {
+  const char* path = luaL_checkstring(L, 1);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  luaL_argcheck(L, std::strlen(path) < sizeof sa.sun_path, 1, "path too long");
+  std::strcpy(sa.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  int rc = fd >= 0 ? bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) : -1;
+  int e = errno;
+  if (fd >= 0) close(fd);
+  if (rc != 0) return luaL_error(L, "stale_socket(%s): %s", path, std::strerror(e));
+  return 0;
+}
+
 // ids() -> pid, uid, gid of this process.
 int l_ids(lua_State* L) {
   lua_pushinteger(L, getpid());
@@ -163,7 +181,7 @@ int l_ids(lua_State* L) {
 
 const luaL_Reg kFamc[] = {{"spawn", l_spawn},   {"out", l_out},   {"err", l_err},
                           {"running", l_running}, {"stop", l_stop}, {"tmpdir", l_tmpdir},
-                          {"mode", l_mode},     {"has", l_has},   {"ids", l_ids},
+                          {"mode", l_mode},     {"has", l_has},   {"ids", l_ids}, {"stale_socket", l_stale_socket},
                           {nullptr, nullptr}};
 
 std::string run_fam(const std::string& name) {
@@ -208,3 +226,8 @@ FAM(udp_edges, kNothing)
 FAM(udp_peers, kSocatPython)
 FAM(udp_multicast, kNothing)
 FAM(udp_flood, kPython)
+
+// Unix domain sockets
+FAM(unix_echo, kNothing)
+FAM(unix_files, kNothing)
+FAM(unix_socat, kSocat)
