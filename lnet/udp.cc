@@ -89,6 +89,7 @@ struct Udp {
   bool paused = false;
   bool reading = false;  // rev is added
   bool connected = false;
+  unsigned gen = 0;  // counts close_socket(): a callback may close or rebind
   char bind_host[256] = "";
   int bind_port = 0;
   Lookup* bind_lookup = nullptr;
@@ -184,6 +185,7 @@ void close_socket(Udp* u) noexcept {
   u->fd = -1;
   u->family = AF_UNSPEC;
   u->connected = false;
+  u->gen++;
 }
 
 int set_int(int fd, int level, int name, int value) noexcept {
@@ -391,9 +393,9 @@ void flush_to_peer(Udp* u) noexcept {
         char endpoint[kEndpointLen];
         format_endpoint(endpoint, sizeof endpoint, u->peer_host, u->peer_port);
         std::snprintf(u->msg, sizeof u->msg, "send to %s failed: %s", endpoint, send_error_text(e));
-        int fd = u->fd;
+        unsigned gen = u->gen;
         fire_error(u, u->msg, errno_code(e));
-        if (u->fd != fd || !u->connected) return;  // closed or reconnected inside
+        if (u->gen != gen || !u->connected) return;  // closed or reconnected inside
       }
     }
     p = next;
@@ -487,7 +489,9 @@ void run_deferred(Deferred* d) {
   if (w & kDeferredError) {
     char text[sizeof u->msg];
     std::memcpy(text, u->msg, sizeof text);
+    unsigned gen = u->gen;
     fire_error(u, text, u->msg_code);
+    if (u->gen != gen) w = 0;  // closed inside: its work went with it
   }
   // Lookups start here, from the loop: their answers may come at once.
   if ((w & kBindLookup) && u->fd < 0 && !u->bind_lookup) {
@@ -515,6 +519,7 @@ void on_read(evutil_socket_t, short, void* arg) {
   Udp* u = static_cast<Udp*>(arg);
   Context* ctx = u->ctx;
   evutil_socket_t fd = u->fd;
+  unsigned gen = u->gen;
   size_t max = static_cast<size_t>(u->cur.max_datagram);
   for (int i = 0; i < kReadsPerRound; i++) {
     sockaddr_storage ss;
@@ -546,7 +551,7 @@ void on_read(evutil_socket_t, short, void* arg) {
       dispatch(ctx, message_body, &m);
     }
     // The callback may have closed, paused or rebound the socket.
-    if (u->fd != fd || !u->reading || ctx->error_pending) return;
+    if (u->gen != gen || !u->reading || halted(ctx)) return;
   }
 }
 
@@ -650,7 +655,7 @@ int udp_bind(lua_State* L) {
   luaL_checktype(L, 4, LUA_TTABLE);
   UdpOptions cur = u->opt;
   parse_udp_options(L, 5, 5, &cur, false);
-  if (u->fd >= 0 || u->bind_lookup || u->peer_lookup)
+  if (u->fd >= 0 || u->bind_lookup || u->peer_lookup || (u->work & (kBindLookup | kConnectLookup)))
     return luaL_error(L, "bind: socket is already open (close it first)");
   set_callbacks(L, 1, 4, kCallbackNames);
   anchor(L, u->ctx, u, 1);  // the last call that may raise

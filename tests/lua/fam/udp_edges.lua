@@ -232,5 +232,45 @@ do
   t.raises("already open", function() r:bind("127.0.0.1", 0, {}) end)
   r:close()
 end
+-- 8. net.stop() inside a message callback: net.loop() returns after that
+-- callback, even with more datagrams ready; the next loop reads on. A
+-- socket closed and bound again inside its callback reads the new one.
+do
+  local got = {}
+  local r, port = bound({
+    message = function(data)
+      got[#got + 1] = data
+      net.stop()
+    end,
+  })
+  local s = net.UDPSocket()
+  for i = 1, 5 do s:send(tostring(i), "127.0.0.1", port) end
+  local limit = net.now() + 5000
+  while #got == 0 and net.now() < limit do net.loop("once") end
+  t.same(got, { "1" }, "net.stop() ends the round after one callback")
+  while #got < 5 and net.now() < limit do net.loop("once") end
+  t.same(got, { "1", "2", "3", "4", "5" }, "the next loops read the rest")
+  r:close()
+
+  local second = {}
+  local r2, port2
+  r2, port2 = bound({
+    message = function(data)
+      if data == "first" then
+        r2:close()
+        r2:bind("127.0.0.1", 0, { message = function(d) second[#second + 1] = d end })
+        s:send("again", "127.0.0.1", select(2, r2:sockname()))
+      end
+    end,
+  })
+  t.run(5000, function(done)
+    s:send("first", "127.0.0.1", port2)
+    s:send("lost with the old socket", "127.0.0.1", port2)
+    local iv
+    iv = net.setInterval(function() if #second > 0 then net.clearInterval(iv); done() end end, 5)
+    t.cleanup(function() net.clearInterval(iv); r2:close(); s:close() end)
+  end)
+  t.same(second, { "again" }, "the rebound socket reads only its own datagrams")
+end
 t.settle()
 assert(net.loop() == false)
