@@ -231,3 +231,94 @@ FAM(udp_flood, kPython)
 FAM(unix_echo, kNothing)
 FAM(unix_files, kNothing)
 FAM(unix_socat, kSocat)
+
+// Allocation-failure sweep over UDP and a Unix socket: every allocation
+// from the Nth on fails, for N from 1 until the scenario completes; each
+// run must end cleanly (ASan shows a leak or a bad access).
+namespace {
+
+struct Budget {
+  long count = 0;
+  long fail_from = 0;  // 0: never fail
+  bool failed = false;
+};
+
+void* failing_alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
+  auto* b = static_cast<Budget*>(ud);
+  if (nsize == 0) {
+    std::free(ptr);
+    return nullptr;
+  }
+  bool grows = ptr == nullptr || nsize > osize;
+  if (grows && b->fail_from > 0 && ++b->count >= b->fail_from) {
+    b->failed = true;
+    return nullptr;
+  }
+  return std::realloc(ptr, nsize);
+}
+
+const char kSweep[] = R"lua(
+local path = ...
+local net = require "net"
+local got = {}
+local a = net.UDPSocket({ max_datagram = 2000 })
+a:bind("127.0.0.1", 0, {
+  message = function(d, ip, port, truncated) got[#got + 1] = d; a:send(d, ip, port) end,
+})
+local _, port = a:sockname()
+local b = net.UDPSocket()
+local echoes = 0
+b:bind("127.0.0.1", 0, { message = function() echoes = echoes + 1 end })
+b:send("one", "127.0.0.1", port)
+b:send("two", "localhost", port)
+local srv = net.TCPServer()
+srv:listen("unix:" .. path, nil, { data = function(id, d) srv:send(id, d) end }, { mode = "0600" })
+local c = net.TCPSocket()
+local echoed = ""
+local t = net.setTimeout(function() error("sweep scenario timed out") end, 5000)
+c:connect("unix:" .. path, nil, {
+  connected = function() c:send(string.rep("u", 500)) end,
+  data = function(d) echoed = echoed .. d; if #echoed == 500 then c:disconnect() end end,
+  disconnected = function() srv:stop() end,
+  error = function(m) error(m) end,
+})
+local iv
+iv = net.setInterval(function()
+  if echoes == 2 and not srv:address() then a:close(); b:close(); net.clearInterval(iv); net.clearTimeout(t) end
+end, 2)
+assert(net.loop() == false)
+assert(echoes == 2 and #echoed == 500, "scenario incomplete")
+done = true
+)lua";
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(alloc_sweep_udp_and_unix, *boost::unit_test::timeout(900)) {
+  lnet_test::TempDir dir;
+  std::string path = dir / "sweep.sock";
+  long n = 1, failures_seen = 0;
+  for (; n < 200000; n++) {
+    Budget budget;
+    lua_State* L = lnet_test::new_state(failing_alloc, &budget);
+    BOOST_REQUIRE_MESSAGE(L != nullptr, "state setup failed without injected failures");
+    budget.fail_from = n;
+    std::string chunk = std::string("return (function(...)\n") + kSweep + "\nend)('" + path + "')";
+    std::string err = lnet_test::run_string(L, chunk, "=sweep");
+    bool done = false;
+    if (err.empty()) {
+      budget.fail_from = 0;
+      lua_getglobal(L, "done");
+      done = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
+    lua_close(L);
+    unlink(path.c_str());  // a run cut short may leave its socket file
+    if (!budget.failed) {
+      BOOST_CHECK_MESSAGE(err.empty() && done, "scenario failed on its own: " + err);
+      break;
+    }
+    failures_seen++;
+  }
+  BOOST_TEST_MESSAGE("allocation points swept: " << n - 1);
+  BOOST_CHECK_GT(failures_seen, 100);
+}
