@@ -122,5 +122,45 @@ local function bulk(host)
 end
 bulk(PATH)
 bulk(ABSTRACT)
+
+-- 3. The connection options work as over TCP: a paused connection reads
+-- nothing until resumed; idle_timeout ends a silent client with its reason
+-- and code.
+do
+  local paused_data, later = nil, ""
+  t.run(10000, function(done)
+    local srv = net.TCPServer()
+    srv:listen(PATH, nil, {
+      connected = function(id)
+        srv:pause(id)
+        net.setTimeout(function()
+          paused_data = later
+          srv:resume(id)
+        end, 80)
+      end,
+      data = function(_, d)
+        later = later .. d
+        if later == "while paused" then done() end
+      end,
+    })
+    t.closing(srv)
+    local c = t.closing(net.TCPSocket())
+    c:connect(PATH, nil, { connected = function() c:send("while paused") end })
+  end)
+  t.eq(paused_data, "", "nothing read while paused")
+  t.eq(later, "while paused", "read after resume")
+
+  local ended
+  t.run(10000, function(done)
+    local srv = net.TCPServer({ idle_timeout = 150 })
+    srv:listen(PATH, nil, {
+      disconnected = function(_, reason, code) ended = { reason, code }; done() end,
+    })
+    t.closing(srv)
+    local c = t.closing(net.TCPSocket())
+    c:connect(PATH, nil, {})
+  end)
+  t.same(ended, { "idle timeout", "IDLE_TIMEOUT" }, "idle_timeout over a unix socket")
+end
 t.settle()
 assert(net.loop() == false)
