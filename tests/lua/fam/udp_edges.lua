@@ -232,7 +232,52 @@ do
   t.raises("already open", function() r:bind("127.0.0.1", 0, {}) end)
   r:close()
 end
--- 8. net.stop() inside a message callback: net.loop() returns after that
+-- 8. Socket options take effect: reuseport lets two sockets bind one port
+-- (without it the second fails with EADDRINUSE); ipv6only decides whether
+-- "::" receives IPv4.
+do
+  local function bind_result(port, options, host)
+    local res
+    local s = net.UDPSocket(options)
+    s:bind(host or "127.0.0.1", port, { error = function(m, code) res = code end })
+    t.run(3000, function(done) net.setTimeout(done, 20) end, { keep = true })
+    return s, res
+  end
+  local a = bind_result(0, { reuseport = true })
+  local _, port = a:sockname()
+  local b, code = bind_result(port, { reuseport = true })
+  t.eq(code, nil, "a second socket with reuseport binds the port")
+  b:close()
+  local c, code2 = bind_result(port, {})
+  t.eq(code2, "EADDRINUSE", "without reuseport it does not")
+  c:close()
+  a:close()
+
+  local function v4_reaches(ipv6only)
+    local got = false
+    local r = net.UDPSocket({ ipv6only = ipv6only })
+    r:bind("::", 0, { message = function() got = true end, error = function() end })
+    local _, p = r:sockname()
+    if not p then r:close(); return nil end
+    local s = net.UDPSocket()
+    t.run(3000, function(done)
+      s:send("v4", "127.0.0.1", p)
+      net.setTimeout(done, 100)
+    end, { keep = true })
+    r:close()
+    s:close()
+    return got
+  end
+  local dual = v4_reaches(false)
+  if dual == nil then
+    print("udp_edges: no IPv6, ipv6only part skipped")
+  else
+    t.eq(dual, true, "ipv6only = false: \"::\" receives IPv4")
+    t.eq(v4_reaches(true), false, "ipv6only = true: it does not")
+  end
+end
+
+-- 9. net.stop() inside a message callback: net.loop() returns after that
 -- callback, even with more datagrams ready; the next loop reads on. A
 -- socket closed and bound again inside its callback reads the new one.
 do
