@@ -50,7 +50,18 @@ t.same(exchange(state, loop_on, 300, "left"), {}, "nothing after leave()")
 t.eq(r:join(GROUP, "127.0.0.1"), true, "join again")
 t.same(exchange(state, loop_on, 3000, "again"), { "again" }, "received after joining again")
 
--- 5. set{} on an open socket applies at once; bad values raise.
+-- 5. Source-specific membership: a join that names another source filters
+-- our sender out; one that names 127.0.0.1 lets it in.
+t.eq(r:leave(GROUP, "127.0.0.1"), true, "leave before the source-specific joins")
+local okss, ssmsg = r:join(GROUP, "127.0.0.1", "127.0.0.2")
+t.eq(okss, true, "join with source 127.0.0.2: " .. tostring(ssmsg))
+t.same(exchange(state, loop_on, 300, "other source"), {}, "filtered by source")
+t.eq(r:leave(GROUP, "127.0.0.1", "127.0.0.2"), true, "leave the source-specific group")
+t.eq(r:join(GROUP, "127.0.0.1", "127.0.0.1"), true, "join with source 127.0.0.1")
+t.same(exchange(state, loop_on, 3000, "our source"), { "our source" }, "received from the named source")
+t.raises("source and group must be of one family", function() r:join(GROUP, nil, "::1") end)
+
+-- 6. set{} on an open socket applies at once; bad values raise.
 local s = net.UDPSocket()
 s:bind("127.0.0.1", 0, {})
 t.eq(s:set({ ttl = 7, broadcast = true, multicast_ttl = 3, multicast_loop = false }), true, "set{} on an open socket")
