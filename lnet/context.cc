@@ -58,8 +58,15 @@ void context_free(Context* ctx) noexcept {
   ctx->read_buf = nullptr;
 }
 
+// lua_close finalizes objects newest first: the objects lnet made have
+// released their events by now, but an object the program made before
+// require "net" is finalized after this and may still call lnet: closed
+// makes every function refuse (objects.cc) instead of using a freed base.
 int context_gc(lua_State* L) {
-  context_free(static_cast<Context*>(lua_touserdata(L, 1)));
+  Context* ctx = static_cast<Context*>(lua_touserdata(L, 1));
+  if (ctx->closed) return 0;
+  ctx->closed = true;
+  context_free(ctx);
   return 0;
 }
 

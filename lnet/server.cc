@@ -529,9 +529,8 @@ const luaL_Reg kMeta[] = {{"__gc", server_gc},
 
 void register_server(lua_State* L, int ctx_idx, int module_idx) {
   register_type(L, ctx_idx, kTypeName, kMethods, kMeta);
-  lua_pushvalue(L, ctx_idx);
-  lua_pushcclosure(L, server_new, 1);
-  lua_setfield(L, module_idx, "TCPServer");
+  const luaL_Reg constructor[] = {{"TCPServer", server_new}, {nullptr, nullptr}};
+  register_functions(L, ctx_idx, module_idx, constructor);
 }
 
 }  // namespace lnet

@@ -164,11 +164,7 @@ const luaL_Reg kFunctions[] = {{"setTimeout", set_timeout},
 
 void register_timer(lua_State* L, int ctx_idx, int module_idx) {
   register_type(L, ctx_idx, kTypeName, kMethods, kMeta);
-  for (const luaL_Reg* f = kFunctions; f->name; f++) {
-    lua_pushvalue(L, ctx_idx);
-    lua_pushcclosure(L, f->func, 1);
-    lua_setfield(L, module_idx, f->name);
-  }
+  register_functions(L, ctx_idx, module_idx, kFunctions);
 }
 
 }  // namespace lnet

@@ -38,6 +38,7 @@ SCENARIO(limits)
 SCENARIO(reentrancy)
 SCENARIO(types)
 SCENARIO(nowait)
+SCENARIO(callbacks_table)
 
 namespace {
 
