@@ -310,7 +310,7 @@ Server* check_server(lua_State* L) {
 
 // The connection for argument 2, or null after pushing nil, message.
 Conn* check_conn(lua_State* L, Server* srv) {
-  lua_Integer id = luaL_checkinteger(L, 2);
+  lua_Integer id = check_integer(L, 2);  // not the string "1"
   auto it = srv->conns.find(id);
   if (it == srv->conns.end() || it->second->state == ConnState::Closed) {
     lua_pushnil(L);

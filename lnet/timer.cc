@@ -2,6 +2,7 @@
 // alive (anchored) while it is pending; clearing it is idempotent.
 #include "context.hh"
 #include "objects.hh"
+#include "options.hh"
 
 #include <event2/event.h>
 
@@ -91,7 +92,7 @@ void clear(lua_State* L, Timer* t) {
 int start_timer(lua_State* L, bool repeat) {
   Context* ctx = upvalue_context(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_Number ms = luaL_checknumber(L, 2);
+  lua_Number ms = check_number(L, 2);  // not the string "10"
   if (!(ms > 0)) ms = 0;  // negative and NaN: as soon as possible
   if (ms > 1e12) ms = 1e12;
   int nargs = lua_gettop(L) - 2;

@@ -39,6 +39,7 @@ SCENARIO(reentrancy)
 SCENARIO(types)
 SCENARIO(nowait)
 SCENARIO(callbacks_table)
+SCENARIO(strict_numbers)
 
 namespace {
 
