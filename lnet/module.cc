@@ -18,6 +18,7 @@ int net_loop(lua_State* L) {
   // Room for the dispatcher's calls and for one stashed error.
   luaL_checkstack(L, 16, "net.loop");
   lua_settop(L, 0);
+  ctx->loop_ran = true;
   ctx->L = L;
   ctx->running = true;
   ctx->stop_requested = false;

@@ -387,6 +387,7 @@ void close_listener(Server* srv) noexcept {
   if (srv->backoff_ev) event_del(srv->backoff_ev);
   srv->state = ListenState::Idle;
   srv->pending = 0;  // after stop() only 'disconnected' callbacks fire
+  undefer(&srv->defer);  // nothing left for it to do: unanchored at once
 }
 
 int server_stop(lua_State* L) {

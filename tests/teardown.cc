@@ -1,7 +1,8 @@
 // What happens when a program ends: the stock lua5.4 runs a script with the
 // built net.so and closes its state (lua_close), as it does at every exit.
 // Finalizers then run newest first, so lnet's own state goes before an
-// object the program made before require "net".
+// object the program made before require "net"; and a script that set
+// things up but never ran the loop hears about it.
 #define BOOST_TEST_MODULE teardown
 #include <boost/test/unit_test.hpp>
 
@@ -134,4 +135,65 @@ BOOST_AUTO_TEST_CASE(finalizer_after_close, *boost::unit_test::timeout(60)) {
   BOOST_CHECK_MESSAGE(r.status == 0, r.text);
   BOOST_CHECK_MESSAGE(r.out == "checked 42 calls\n", r.text);
   BOOST_CHECK_MESSAGE(r.err.empty(), r.text);
+}
+
+// A script that sets up servers, sockets or timers and ends without running
+// the loop says so in one line on stderr when its state closes; one that ran
+// the loop, or left nothing active, says nothing.
+namespace {
+
+const char kServerTwoSockets[] = R"lua(
+local net = require "net"
+local srv = net.TCPServer()
+srv:listen("127.0.0.1", 0, {})
+local _, port = srv:address()
+local a, b = net.TCPSocket(), net.TCPSocket()
+a:connect("127.0.0.1", port, {})
+b:connect("127.0.0.1", port, {})
+print("set up")
+)lua";
+
+const char kOneTimer[] = R"lua(
+local net = require "net"
+net.setTimeout(function() print("fired") end, 10)
+)lua";
+
+const char kLoopRan[] = R"lua(
+local net = require "net"
+local srv = net.TCPServer()
+srv:listen("127.0.0.1", 0, {})
+net.setTimeout(function() end, 60000)
+net.loop("nowait")
+)lua";
+
+const char kNothingActive[] = R"lua(
+local net = require "net"
+local srv = net.TCPServer()
+srv:listen("127.0.0.1", 0, {})
+srv:stop()
+local c = net.TCPSocket()
+c:connect("127.0.0.1", 9, {})
+c:close()
+net.clearTimeout(net.setTimeout(function() end, 10))
+local idle = net.TCPSocket()
+)lua";
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(never_run_line, *boost::unit_test::timeout(60)) {
+  Result r = run_script(kServerTwoSockets);
+  BOOST_CHECK_MESSAGE(r.status == 0 && r.out == "set up\n", r.text);
+  BOOST_CHECK_MESSAGE(r.err == "lnet: 1 server, 2 sockets were never run: call net.loop()\n", r.text);
+
+  r = run_script(kOneTimer);
+  BOOST_CHECK_MESSAGE(r.status == 0 && r.out.empty(), r.text);
+  BOOST_CHECK_MESSAGE(r.err == "lnet: 1 timer was never run: call net.loop()\n", r.text);
+}
+
+BOOST_AUTO_TEST_CASE(no_line_when_the_loop_ran_or_nothing_is_active, *boost::unit_test::timeout(60)) {
+  Result r = run_script(kLoopRan);
+  BOOST_CHECK_MESSAGE(r.status == 0 && r.out.empty() && r.err.empty(), r.text);
+
+  r = run_script(kNothingActive);
+  BOOST_CHECK_MESSAGE(r.status == 0 && r.out.empty() && r.err.empty(), r.text);
 }
