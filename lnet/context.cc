@@ -73,6 +73,12 @@ const Kind kKinds[] = {{"net.TCPServer", "server", "servers"},
                        {nullptr, "other object", "other objects"}};
 constexpr int kKindCount = sizeof kKinds / sizeof kKinds[0];
 
+// Whether the metatable name is tname, or tname followed by " (...)".
+bool same_type(const char* tname, const char* name) {
+  size_t n = std::strlen(tname);
+  return !std::strncmp(tname, name, n) && (name[n] == '\0' || name[n] == ' ');
+}
+
 // A script that set things up and ended without running the loop would
 // otherwise exit silently having done nothing: one line says why.
 // "lnet: 1 server, 2 sockets were never run: call net.loop()".
@@ -85,8 +91,9 @@ void report_never_run(lua_State* L) {
   while (lua_next(L, anchors)) {
     int k = 0;
     if (luaL_getmetafield(L, -1, "__name") == LUA_TSTRING) {
+      // Finalized by now: "net.TCPServer (finalized)" (objects.cc).
       const char* name = lua_tostring(L, -1);
-      while (kKinds[k].tname && std::strcmp(kKinds[k].tname, name)) k++;
+      while (kKinds[k].tname && !same_type(kKinds[k].tname, name)) k++;
       lua_pop(L, 1);
     } else {
       k = kKindCount - 1;

@@ -12,13 +12,18 @@ void register_timer(lua_State* L, int ctx_idx, int module_idx);
 void register_socket(lua_State* L, int ctx_idx, int module_idx);
 void register_server(lua_State* L, int ctx_idx, int module_idx);
 
-// The gate. Once lua_close has finalized the context (Context::closed: an
+// The gate. Once lua_close has begun (it finalized an anchored object:
+// Context::closing) or has finalized the context (Context::closed: an
 // object the program made before require "net" is finalized after it), a
-// function that ends or quiets something (close, __close, __gc, stop,
-// disconnect, shutdown, pause, resume, clear...) does nothing and returns
-// nothing; __tostring and now work as always; every other one raises
-// "net: the event loop is closed". Registering through these two functions
-// puts every function behind it, with the context as upvalue 1.
+// function that ends or quiets something (close, __close, stop, disconnect,
+// shutdown, pause, resume, clear...) does nothing and returns nothing;
+// __tostring and now work as always; every other one raises "net: the event
+// loop is closed". After its own __gc, an object takes its type's
+// "finalized" metatable (__name "net.TCPSocket (finalized)"): the same
+// closing calls do nothing, the others raise "net: this net.TCPSocket was
+// finalized", so a later finalizer cannot open it again. Registering
+// through these two functions puts every function behind the gate, with
+// the context as upvalue 1.
 
 // Creates (or reuses) metatable tname with methods as __index and
 // metamethods in it. Leaves nothing on the stack.

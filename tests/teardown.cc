@@ -28,7 +28,9 @@ Result run_script(const std::string& text) {
 
 // A finalizer on an object made before require "net" runs after lnet's
 // context is finalized. Every lnet function and method called from it must
-// raise "net: the event loop is closed ..." or do nothing; none may crash.
+// raise "net: the event loop is closed ..." (or, for a method of an object
+// already finalized, "net: this net.TCPSocket was finalized ...") or do
+// nothing; none may crash.
 // The objects it uses were live (a listening server with a client, a
 // connected socket, pending timers), never used, or stopped.
 const char kFinalizerAfterClose[] = R"lua(
@@ -64,7 +66,8 @@ check = function()
     local ok, err = pcall(f, ...)
     if ok then
       failures[#failures + 1] = name .. ": did not raise"
-    elseif type(err) ~= "string" or not err:find("net: the event loop is closed", 1, true) then
+    elseif type(err) ~= "string" or not (err:find("net: the event loop is closed", 1, true)
+                                         or err:find("was finalized", 1, true)) then
       failures[#failures + 1] = name .. ": raised " .. tostring(err)
     end
   end
@@ -134,6 +137,90 @@ BOOST_AUTO_TEST_CASE(finalizer_after_close, *boost::unit_test::timeout(60)) {
   Result r = run_script(kFinalizerAfterClose);
   BOOST_CHECK_MESSAGE(r.status == 0, r.text);
   BOOST_CHECK_MESSAGE(r.out == "checked 42 calls\n", r.text);
+  BOOST_CHECK_MESSAGE(r.err.empty(), r.text);
+}
+
+// An object made after require "net" but before the objects its finalizer
+// uses is finalized after their own __gc and before the context: the loop
+// is already closing (it refuses as above) and each finalized object is
+// inert (tostring says so; closing calls do nothing; the rest raise), so
+// nothing is opened again with nothing left to release it, and the exit
+// never waits.
+namespace {
+
+const char kFinalizerDuringClose[] = R"lua(
+local net = require "net"
+local check
+mid = setmetatable({}, { __gc = function() check() end })
+local srv = net.TCPServer()
+local accepted = false
+srv:listen("127.0.0.1", 0, { connected = function() accepted = true end })
+local _, port = srv:address()
+local connected = false
+local c = net.TCPSocket()
+c:connect("127.0.0.1", port, { connected = function() connected = true end })
+local idle = net.TCPSocket()
+local tm = net.setTimeout(function() end, 60000)
+local guard = net.setTimeout(function() error("not connected within 10 s") end, 10000)
+for _ = 1, 1000 do
+  if accepted and connected then break end
+  net.loop("once")
+end
+assert(accepted and connected, "set-up: connected")
+net.clearTimeout(guard)
+
+check = function()
+  local checked, failures = 0, {}
+  local function raises(name, f, ...)
+    checked = checked + 1
+    local ok, err = pcall(f, ...)
+    if ok then
+      failures[#failures + 1] = name .. ": did not raise"
+    elseif type(err) ~= "string" or not (err:find("net: the event loop is closed", 1, true)
+                                         or err:find("was finalized", 1, true)) then
+      failures[#failures + 1] = name .. ": raised " .. tostring(err)
+    end
+  end
+  local function quiet(name, f, ...)
+    checked = checked + 1
+    local r = table.pack(pcall(f, ...))
+    if not r[1] then
+      failures[#failures + 1] = name .. ": raised " .. tostring(r[2])
+    elseif r.n > 1 then
+      failures[#failures + 1] = name .. ": returned " .. tostring(r[2])
+    end
+  end
+  raises("net.loop()", net.loop)
+  raises("net.loop('nowait')", net.loop, "nowait")
+  raises("setTimeout", net.setTimeout, function() end, 0)
+  raises("TCPSocket()", net.TCPSocket)
+  raises("listen on a finalized server", function() return srv:listen("127.0.0.1", 0, {}) end)
+  raises("connect on a finalized socket", function() return c:connect("127.0.0.1", port, {}) end)
+  raises("connect on a finalized idle socket",
+    function() return idle:connect("127.0.0.1", port, {}) end)
+  raises("send", function() return c:send("x") end)
+  raises("server send", function() return srv:send(1, "x") end)
+  raises("server clients", function() return srv:clients() end)
+  quiet("close", function() c:close() end)
+  quiet("stop", function() srv:stop() end)
+  quiet("disconnect(id)", function() srv:disconnect(1) end)
+  quiet("timer:clear()", function() tm:clear() end)
+  quiet("net.stop", net.stop)
+  checked = checked + 1
+  if tostring(c) ~= "net.TCPSocket (finalized)" or tostring(srv) ~= "net.TCPServer (finalized)" then
+    failures[#failures + 1] = "tostring: " .. tostring(c) .. ", " .. tostring(srv)
+  end
+  print(("checked %d calls"):format(checked))
+  for _, f in ipairs(failures) do print("FAIL " .. f) end
+end
+)lua";
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(finalizer_during_close, *boost::unit_test::timeout(60)) {
+  Result r = run_script(kFinalizerDuringClose);
+  BOOST_CHECK_MESSAGE(r.status == 0, r.text);
+  BOOST_CHECK_MESSAGE(r.out == "checked 16 calls\n", r.text);
   BOOST_CHECK_MESSAGE(r.err.empty(), r.text);
 }
 
