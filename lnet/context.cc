@@ -5,8 +5,10 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <new>
 
@@ -58,8 +60,76 @@ void context_free(Context* ctx) noexcept {
   ctx->read_buf = nullptr;
 }
 
+// What the anchored objects are, for the at-exit line: by metatable name.
+struct Kind {
+  const char* tname;
+  const char* one;
+  const char* many;
+};
+const Kind kKinds[] = {{"net.TCPServer", "server", "servers"},
+                       {"net.TCPSocket", "socket", "sockets"},
+                       {"net.UDPSocket", "UDP socket", "UDP sockets"},
+                       {"net.Timer", "timer", "timers"},
+                       {nullptr, "other object", "other objects"}};
+constexpr int kKindCount = sizeof kKinds / sizeof kKinds[0];
+
+// Whether the metatable name is tname, or tname followed by " (...)".
+bool same_type(const char* tname, const char* name) {
+  size_t n = std::strlen(tname);
+  return !std::strncmp(tname, name, n) && (name[n] == '\0' || name[n] == ' ');
+}
+
+// A script that set things up and ended without running the loop would
+// otherwise exit silently having done nothing: one line says why.
+// "lnet: 1 server, 2 sockets were never run: call net.loop()".
+void report_never_run(lua_State* L) {
+  long count[kKindCount] = {};
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kAnchorsKey);
+  int anchors = lua_gettop(L);
+  if (lua_type(L, anchors) != LUA_TTABLE) return;
+  lua_pushnil(L);
+  while (lua_next(L, anchors)) {
+    int k = 0;
+    if (luaL_getmetafield(L, -1, "__name") == LUA_TSTRING) {
+      // Finalized by now: "net.TCPServer (finalized)" (objects.cc).
+      const char* name = lua_tostring(L, -1);
+      while (kKinds[k].tname && !same_type(kKinds[k].tname, name)) k++;
+      lua_pop(L, 1);
+    } else {
+      k = kKindCount - 1;
+    }
+    count[k]++;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  char line[256];
+  size_t len = 0;
+  long total = 0;
+  for (int k = 0; k < kKindCount; k++) {
+    if (count[k] == 0) continue;
+    int n = std::snprintf(line + len, sizeof line - len, "%s%ld %s", total ? ", " : "", count[k],
+                          count[k] == 1 ? kKinds[k].one : kKinds[k].many);
+    if (n > 0) len = std::min(len + static_cast<size_t>(n), sizeof line - 1);
+    total += count[k];
+  }
+  if (total == 0) return;
+  int n = std::snprintf(line + len, sizeof line - len, " %s never run: call net.loop()",
+                        total == 1 ? "was" : "were");
+  if (n > 0) len = std::min(len + static_cast<size_t>(n), sizeof line - 1);
+  report_unhandled(line, len);
+}
+
+// lua_close finalizes objects newest first: the objects lnet made have
+// released their events by now, but an object the program made before
+// require "net" is finalized after this and may still call lnet: closed
+// makes every function refuse (objects.cc) instead of using a freed base.
 int context_gc(lua_State* L) {
-  context_free(static_cast<Context*>(lua_touserdata(L, 1)));
+  Context* ctx = static_cast<Context*>(lua_touserdata(L, 1));
+  if (ctx->closed) return 0;
+  ctx->closed = true;
+  context_free(ctx);
+  // Last: it may raise (out of memory), and only the line is lost then.
+  if (ctx->anchored > 0 && !ctx->loop_ran) report_never_run(L);
   return 0;
 }
 

@@ -40,6 +40,9 @@ struct Context {
   bool running = false;
   bool stop_requested = false;
   bool error_pending = false;  // a callback raised: the error is on L's stack top
+  bool loop_ran = false;       // net.loop() was called at least once
+  bool closing = false;        // lua_close finalized an anchored object (objects.cc)
+  bool closed = false;         // finalized by lua_close: every function refuses (objects.hh)
   Lookup* orphans = nullptr;   // cancelled lookups not yet answered (address.cc)
   char* read_buf = nullptr;    // every connection reads into it (made on first use)
   int64_t timer_clock_us = 0;  // last timer start time: strictly increasing (timer.cc)

@@ -72,6 +72,7 @@ function net.clearInterval(timer) end
 ---@field high_water? integer send() returns false above this many queued bytes (default 64 KiB)
 ---@field allow_half_open? boolean a peer's FIN fires `end` instead of closing (default false)
 
+---Callbacks of connect(); read raw (a metatable is not consulted). Unknown names raise.
 ---@class net.SocketCallbacks
 ---@field connected? fun() the connection is established
 ---@field data? fun(data: string) bytes arrived
@@ -80,6 +81,7 @@ function net.clearInterval(timer) end
 ---@field drain? fun() the send queue emptied after send() returned false
 ---@field end? fun() the peer closed its side (with allow_half_open)
 
+---Callbacks of listen(); read raw (a metatable is not consulted). Unknown names raise.
 ---@class net.ServerCallbacks
 ---@field connected? fun(client_id: integer) a client connected
 ---@field data? fun(client_id: integer, data: string) bytes from a client
