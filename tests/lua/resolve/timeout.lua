@@ -1,6 +1,7 @@
 -- The connect timeout bounds name resolution too, and a lookup that never
--- gets an answer (DNS silent for silent.lnet.test, resolv.conf timeout:3
--- attempts:2) never holds the loop once the socket gave up or closed.
+-- gets an answer (DNS silent for silent.lnet.test, resolv.conf timeout:5
+-- attempts:2: 10 s or more without the timeout) never holds the loop once
+-- the socket gave up or closed.
 local t = require "testlib"
 local net = require "net"
 
@@ -21,9 +22,9 @@ t.run(5000, function(done)
   }, { timeout = 300 })
 end)
 log:expect({ "error" })
-t.between(failed_at - t0, 250, 1500, "ms until the timeout")
+t.between(failed_at - t0, 250, 3000, "ms until the timeout")
 t.truthy(dns_queries("silent.lnet.test") > 0, "the lookup reached DNS")
-t.between(net.now() - failed_at, 0, 1000, "ms until the loop was idle after the timeout")
+t.between(net.now() - failed_at, 0, 2500, "ms until the loop was idle after the timeout")
 
 -- close() while resolving: nothing fires, and the loop does not wait for
 -- the worker still inside getaddrinfo.
@@ -37,10 +38,12 @@ local asked = dns_queries("silent.lnet.test")
 local limit = net.now() + 3000
 while dns_queries("silent.lnet.test") == asked do
   t.truthy(net.now() < limit, "the second lookup reached DNS")
-  net.loop("nowait")
+  local tick = net.setTimeout(function() end, 10)
+  net.loop("once")
+  net.clearTimeout(tick)
 end
 c:close()
 local closed_at = net.now()
 t.eq(net.loop(), false, "net.loop() after close(): nothing active")
-t.between(net.now() - closed_at, 0, 300, "ms net.loop() ran after close()")
+t.between(net.now() - closed_at, 0, 1000, "ms net.loop() ran after close()")
 t.eq(#quiet.events, 0, "callbacks after close(): " .. t.show(quiet:names()))
