@@ -369,8 +369,8 @@ size_t count_entries(const char* dir) {
   return n;
 }
 
-// Item 6c and 8: a lookup in flight at lua_close. Two states side by side;
-// A is closed while its lookup of slow.lnet.test is in a worker's hands:
+// Item 6c and 8: lookups in flight at lua_close. Two states side by side;
+// A is closed while its lookups of slow.lnet.test are in workers' hands:
 // lua_close does not wait for it, B's lookups are unaffected, and once the
 // worker has finished, the threads, descriptors and memory are all back
 // (LeakSanitizer checks the memory in the ASan build).
@@ -384,11 +384,15 @@ std::string lookup_in_flight_at_close() {
     if (B) lua_close(B);
     return "cannot create the Lua states";
   }
+  // Six lookups: four workers take one each, two wait in the queue.
   std::string err = run_string(A, R"(
     net = require "net"
-    local c = net.TCPSocket()
-    c:connect("slow.lnet.test", 9, { error = function() end })
-    -- The lookup starts from the loop; wait until the query reached DNS.
+    sockets = {}
+    for i = 1, 6 do
+      sockets[i] = net.TCPSocket()
+      sockets[i]:connect("slow.lnet.test", 9, { error = function() end })
+    end
+    -- The lookups start from the loop; wait until a query reached DNS.
     local limit = net.now() + 10000
     while dns_queries("slow.lnet.test") == 0 do
       assert(net.now() < limit, "the lookup of slow.lnet.test never reached the DNS server")
@@ -397,7 +401,15 @@ std::string lookup_in_flight_at_close() {
       net.clearTimeout(tick)
     end
   )", "A");
-  if (err.empty() && count_entries("/proc/self/task") <= threads0) err = "no worker thread runs the lookup";
+  auto deadline = Clock::now() + seconds(5);
+  while (err.empty() && count_entries("/proc/self/task") < threads0 + 4 && Clock::now() < deadline)
+    std::this_thread::sleep_for(milliseconds(10));
+  size_t threads = count_entries("/proc/self/task");
+  if (err.empty() && threads != threads0 + 4)
+    err = std::to_string(threads - threads0) + " worker threads for 6 lookups (expected 4)";
+  // Closing a socket whose lookup is queued frees it at once; the other
+  // four are in flight at lua_close.
+  if (err.empty()) err = run_string(A, "sockets[5]:close(); sockets[6]:close(); sockets = nil", "A");
   if (!err.empty()) {
     lua_close(A);
     lua_close(B);
@@ -431,7 +443,7 @@ std::string lookup_in_flight_at_close() {
   lua_close(B);
   if (!err.empty()) return "state B: " + err;
   // Every worker ends once getaddrinfo returns (the answer comes after 1.5 s).
-  auto deadline = Clock::now() + seconds(5);
+  deadline = Clock::now() + seconds(5);
   while (count_entries("/proc/self/task") > threads0 && Clock::now() < deadline)
     std::this_thread::sleep_for(milliseconds(20));
   if (count_entries("/proc/self/task") > threads0) return "worker threads still run 5 s after lua_close";
