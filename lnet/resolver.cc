@@ -80,12 +80,12 @@ struct LookupList {
   void push(Lookup* lk) noexcept {
     lk->next = nullptr;
     lk->prev = tail;
-    if (tail) tail->next = lk; else head = lk;
+    (tail ? tail->next : head) = lk;
     tail = lk;
   }
   void remove(Lookup* lk) noexcept {
-    if (lk->prev) lk->prev->next = lk->next; else head = lk->next;
-    if (lk->next) lk->next->prev = lk->prev; else tail = lk->prev;
+    (lk->prev ? lk->prev->next : head) = lk->next;
+    (lk->next ? lk->next->prev : tail) = lk->prev;
     lk->prev = lk->next = nullptr;
   }
   Lookup* pop() noexcept {
@@ -96,7 +96,7 @@ struct LookupList {
   // Moves every lookup of other to the end of this list.
   void take(LookupList& other) noexcept {
     if (other.empty()) return;
-    if (tail) tail->next = other.head; else head = other.head;
+    (tail ? tail->next : head) = other.head;
     other.head->prev = tail;
     tail = other.tail;
     other.head = other.tail = nullptr;
