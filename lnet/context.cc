@@ -1,8 +1,7 @@
 #include "context.hh"
 
-#include "address.hh"
+#include "resolver.hh"
 
-#include <event2/dns.h>
 #include <event2/event.h>
 
 #include <algorithm>
@@ -49,13 +48,11 @@ void run_deferred(evutil_socket_t, short, void* arg) {
 void context_free(Context* ctx) noexcept {
   // Objects are finalized before the context (they are made after it), so
   // nothing uses the base any more.
-  if (ctx->dns) evdns_base_free(ctx->dns, 1);
+  resolver_close(ctx);
   if (ctx->defer_ev) event_free(ctx->defer_ev);
   if (ctx->base) event_base_free(ctx->base);
-  ctx->dns = nullptr;
   ctx->defer_ev = nullptr;
   ctx->base = nullptr;
-  lookup_free_orphans(ctx);
   std::free(ctx->read_buf);
   ctx->read_buf = nullptr;
 }
@@ -169,37 +166,9 @@ Context* context_push(lua_State* L) {
   return ctx;
 }
 
-namespace {
-
-// evdns reports a dead nameserver at EVDNS_LOG_MSG level on stderr; the
-// failure already reaches the caller's 'error' callback. Keep warnings.
-void dns_log(int severity, const char* msg) {
-  if (severity >= EVENT_LOG_WARN) std::fprintf(stderr, "lnet: evdns: %s\n", msg);
-}
-
-}  // namespace
-
 char* context_read_buffer(Context* ctx) noexcept {
   if (!ctx->read_buf) ctx->read_buf = static_cast<char*>(std::malloc(kReadBufferSize));
   return ctx->read_buf;
-}
-
-evdns_base* context_dns(Context* ctx) noexcept {
-  if (ctx->dns) return ctx->dns;
-  evdns_set_log_fn(dns_log);  // libevent's only hook is process-wide; idempotent
-  // LNET_RESOLV_CONF names another resolv.conf (sandboxes, tests).
-  const char* conf = std::getenv("LNET_RESOLV_CONF");
-  if (conf && *conf) {
-    ctx->dns = evdns_base_new(ctx->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-    if (ctx->dns) evdns_base_resolv_conf_parse(ctx->dns, DNS_OPTIONS_ALL, conf);
-    return ctx->dns;
-  }
-  // Inactive, the resolver must not keep the loop from finishing.
-  ctx->dns = evdns_base_new(ctx->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                           EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-  // No usable resolv.conf: still resolve names from /etc/hosts.
-  if (!ctx->dns) ctx->dns = evdns_base_new(ctx->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-  return ctx->dns;
 }
 
 void anchor(lua_State* L, Context* ctx, const void* key, int idx) {
