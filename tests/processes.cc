@@ -41,10 +41,11 @@ using lnet_test::TempDir;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// "✓" and "✗" as they appear in the seed document, and so in the unchanged
-// examples: UTF-8 text that was once decoded as Mac Roman ("‚úì", "‚úó").
-const std::string kCheck = "\xe2\x80\x9a\xc3\xba\xc3\xac";
-const std::string kCross = "\xe2\x80\x9a\xc3\xba\xc3\xb3";
+// The examples' check and cross marks: U+2713 "✓" and U+2717 "✗" in UTF-8.
+// (The seed document has them mis-decoded as Mac Roman, "‚úì" and "‚úó";
+// the examples print the real marks.)
+const std::string kCheck = "\xe2\x9c\x93";
+const std::string kCross = "\xe2\x9c\x97";
 
 std::string example(const std::string& name) { return lnet_test::source_path("examples/" + name + ".lua"); }
 
