@@ -43,6 +43,9 @@ struct Context {
   Lookup* orphans = nullptr;   // cancelled lookups not yet answered (address.cc)
   char* read_buf = nullptr;    // every connection reads into it (made on first use)
   int64_t timer_clock_us = 0;  // last timer start time: strictly increasing (timer.cc)
+  // Network errors written to stderr for want of an `error` callback
+  // (fire() with Call::report); net.unhandled_errors() returns it.
+  lua_Integer unhandled_errors = 0;
 };
 
 // The size of Context::read_buf: the most one read() takes.
