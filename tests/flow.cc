@@ -271,11 +271,8 @@ int l_raw_listen(lua_State* L) {
   if (!make_addr(host, 0, &ss, &len)) return luaL_error(L, "raw_listen: bad host %s", host);
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
-      ::listen(fd, backlog) != 0) {
-    int err = errno;
-    if (fd >= 0) ::close(fd);
-    return luaL_error(L, "raw_listen: %s", std::strerror(err));
-  }
+      ::listen(fd, backlog) != 0)
+    return luaL_error(L, "raw_listen: %s", std::strerror(errno));
   socklen_t l2 = sizeof ss;
   getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &l2);
   int port = ss.ss_family == AF_INET
