@@ -259,12 +259,21 @@ void dispatch(Context* ctx, lua_CFunction body, void* arg) noexcept {
 
 namespace {
 
+struct Firing {
+  Context* ctx;
+  Call* call;
+};
+
 int fire_body(lua_State* L) {
-  Call* call = static_cast<Call*>(lua_touserdata(L, 1));
+  Firing* firing = static_cast<Firing*>(lua_touserdata(L, 1));
+  Call* call = firing->call;
   push_anchored(L, call->key);
   int type = lua_type(L, -1) == LUA_TUSERDATA ? lua_getiuservalue(L, -1, call->slot) : LUA_TNIL;
   if (type != LUA_TFUNCTION) {
-    if (call->report && call->text) report_unhandled(call->text, call->len);
+    if (call->report && call->text) {
+      report_unhandled(call->text, call->len);
+      firing->ctx->unhandled_errors++;
+    }
     return 0;
   }
   int nargs = 0;
@@ -286,7 +295,10 @@ int fire_body(lua_State* L) {
 
 }  // namespace
 
-void fire(Context* ctx, Call* call) noexcept { dispatch(ctx, fire_body, call); }
+void fire(Context* ctx, Call* call) noexcept {
+  Firing firing{ctx, call};
+  dispatch(ctx, fire_body, &firing);
+}
 
 void report_unhandled(const char* msg, size_t len) noexcept {
   std::fprintf(stderr, "lnet: %.*s\n", static_cast<int>(len), msg);

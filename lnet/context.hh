@@ -44,6 +44,9 @@ struct Context {
   bool closed = false;         // finalized by lua_close: every function refuses (objects.hh)
   char* read_buf = nullptr;    // every connection reads into it (made on first use)
   int64_t timer_clock_us = 0;  // last timer start time: strictly increasing (timer.cc)
+  // Network errors written to stderr for want of an `error` callback
+  // (fire() with Call::report); net.unhandled_errors() returns it.
+  lua_Integer unhandled_errors = 0;
 };
 
 // A callback raised or called net.stop(): no further callback of any kind

@@ -62,8 +62,18 @@ int net_now(lua_State* L) {
   return 1;
 }
 
-const luaL_Reg kFunctions[] = {
-    {"loop", net_loop}, {"stop", net_stop}, {"now", net_now}, {nullptr, nullptr}};
+// How many network errors were written to stderr because no `error`
+// callback was there to take them (the runner's exit status).
+int net_unhandled_errors(lua_State* L) {
+  lua_pushinteger(L, upvalue_context(L)->unhandled_errors);
+  return 1;
+}
+
+const luaL_Reg kFunctions[] = {{"loop", net_loop},
+                               {"stop", net_stop},
+                               {"now", net_now},
+                               {"unhandled_errors", net_unhandled_errors},
+                               {nullptr, nullptr}};
 
 }  // namespace
 

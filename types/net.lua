@@ -29,6 +29,12 @@ function net.stop() end
 ---@return integer
 function net.now() end
 
+---How many network errors the module wrote to stderr ("lnet: message")
+---because no `error` callback was there to take them. The lnet runner exits
+---with status 1 when it is not 0.
+---@return integer
+function net.unhandled_errors() end
+
 ---@class net.Timer
 local Timer = {}
 
