@@ -6,7 +6,8 @@ local r = require "resolve.common"
 
 local refused = t.closed_port()
 t.same({ r.try("127.0.0.1", refused) },
-  { "error", ("connect to 127.0.0.1:%d failed: Connection refused"):format(refused) }, "IPv4")
+  { "error", ("connect to 127.0.0.1:%d failed: Connection refused"):format(refused), "ECONNREFUSED" },
+  "IPv4")
 
 if HAVE_IPV6 then
   local port6 = t.closed_port("::1")
