@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -20,9 +21,10 @@ std::string env_or(const char* name, const char* fallback) {
 
 // ---------------------------------------------------------------- lnet_test
 // A module for the scenario scripts, preloaded as require "lnet_test":
-//   bound_port(host) -> port, handle | nil, message
-// binds a TCP socket to host (an IPv4 or IPv6 literal) port 0 and never
-// listens on it: connects to the port are refused, and no other socket can
+//   bound_port(host[, port]) -> port, handle | nil, message
+// binds a TCP socket to host (an IPv4 or IPv6 literal) and port (default 0:
+// any free port; SO_REUSEADDR, so a port whose listener has closed can be
+// claimed while its old connections finish) and never listens on it: connects to the port are refused, and no other socket can
 // get the port while the handle lives (handle:close(), or its finalizer).
 // Plain C style: nothing here has a destructor, so raising is safe.
 
@@ -37,6 +39,8 @@ int bound_port_close(lua_State* L) {
 
 int bound_port(lua_State* L) {
   const char* host = luaL_checkstring(L, 1);
+  lua_Integer want = luaL_optinteger(L, 2, 0);
+  luaL_argcheck(L, want >= 0 && want <= 65535, 2, "port out of range");
   sockaddr_storage ss;
   std::memset(&ss, 0, sizeof ss);
   socklen_t len = 0;
@@ -44,9 +48,11 @@ int bound_port(lua_State* L) {
   auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
   if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
     a4->sin_family = AF_INET;
+    a4->sin_port = htons(static_cast<uint16_t>(want));
     len = sizeof *a4;
   } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
     a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(static_cast<uint16_t>(want));
     len = sizeof *a6;
   } else {
     return luaL_argerror(L, 1, "not an IP address");
@@ -56,6 +62,8 @@ int bound_port(lua_State* L) {
   *fd = -1;
   luaL_setmetatable(L, kBoundPort);
   *fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (*fd >= 0 && want != 0) ::setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (*fd < 0 || ::bind(*fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
       ::getsockname(*fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
     int err = errno;
