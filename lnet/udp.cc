@@ -566,7 +566,8 @@ bool opt_bool(lua_State* L, int arg, const char* key) {
 
 int opt_int(lua_State* L, int arg, const char* key, lua_Integer lo, lua_Integer hi) {
   int isnum = 0;
-  lua_Integer v = lua_tointegerx(L, -1, &isnum);
+  // lua_tointegerx alone would take the string "80" as well.
+  lua_Integer v = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isnum) : 0;
   if (!isnum || v < lo || v > hi)
     luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be an integer from %I to %I", key, lo, hi));
   return static_cast<int>(v);

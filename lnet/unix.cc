@@ -35,7 +35,8 @@ void check_unix_host(lua_State* L, int arg, const char* host, size_t len, int po
                                           static_cast<int>(kUnixPathMax)));
   if (!lua_isnoneornil(L, port_arg)) {
     int isnum = 0;
-    lua_Integer port = lua_tointegerx(L, port_arg, &isnum);
+    lua_Integer port =
+        lua_type(L, port_arg) == LUA_TNUMBER ? lua_tointegerx(L, port_arg, &isnum) : -1;
     if (!isnum || port != 0) luaL_argerror(L, port_arg, "port must be nil or 0 for a unix socket");
   }
 }
