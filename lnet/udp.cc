@@ -43,6 +43,7 @@ constexpr int kReadsPerRound = 64;
 // Datagrams waiting for their destination's lookup (or a connect's).
 constexpr size_t kMaxPending = 64;
 constexpr int kMaxDatagram = 65535;
+constexpr size_t kMessageLen = kEndpointLen + 160;
 
 struct UdpOptions {
   bool reuseaddr = false;
@@ -100,7 +101,7 @@ struct Udp {
   size_t npending = 0;
   uint64_t datagrams_in = 0, datagrams_out = 0, bytes_in = 0, bytes_out = 0;
   uint64_t truncated = 0, would_block = 0, errors = 0;
-  char msg[kEndpointLen + 160] = "";  // the deferred error
+  char msg[kMessageLen] = "";  // the deferred error (others are formatted where they fire)
   const char* msg_code = "";
 };
 
@@ -391,10 +392,11 @@ void flush_to_peer(Udp* u) noexcept {
       unlink_pending(u, p);
       if (e) {
         char endpoint[kEndpointLen];
+        char text[kMessageLen];
         format_endpoint(endpoint, sizeof endpoint, u->peer_host, u->peer_port);
-        std::snprintf(u->msg, sizeof u->msg, "send to %s failed: %s", endpoint, send_error_text(e));
+        std::snprintf(text, sizeof text, "send to %s failed: %s", endpoint, send_error_text(e));
         unsigned gen = u->gen;
-        fire_error(u, u->msg, errno_code(e));
+        fire_error(u, text, errno_code(e));
         if (u->gen != gen || !u->connected) return;  // closed or reconnected inside
       }
     }
@@ -423,12 +425,13 @@ void on_send_lookup(void* owner, int err, evutil_addrinfo* ai) {
     code = errno_code(e);
   }
   char endpoint[kEndpointLen];
+  char text[kMessageLen];
   if (why) {
     format_endpoint(endpoint, sizeof endpoint, p->host, p->port);
-    std::snprintf(u->msg, sizeof u->msg, "send to %s failed: %s", endpoint, why);
+    std::snprintf(text, sizeof text, "send to %s failed: %s", endpoint, why);
   }
   unlink_pending(u, p);  // before any callback, which may close the socket
-  if (why) fire_error(u, u->msg, code);
+  if (why) fire_error(u, text, code);
   maybe_release(u->ctx->L, u);
 }
 
@@ -446,10 +449,11 @@ void on_bind_lookup(void* owner, int err, evutil_addrinfo* ai) {
   if (ai) evutil_freeaddrinfo(ai);
   if (err != 0 || e != 0) {
     char endpoint[kEndpointLen];
+    char text[kMessageLen];
     format_endpoint(endpoint, sizeof endpoint, u->bind_host, u->bind_port);
-    std::snprintf(u->msg, sizeof u->msg, "bind to %s failed: %s", endpoint,
+    std::snprintf(text, sizeof text, "bind to %s failed: %s", endpoint,
                   err ? evutil_gai_strerror(err) : evutil_socket_error_to_string(e));
-    fire_error(u, u->msg, err ? eai_code(err) : errno_code(e));
+    fire_error(u, text, err ? eai_code(err) : errno_code(e));
   }
   maybe_release(u->ctx->L, u);
 }
@@ -471,10 +475,11 @@ void on_connect_lookup(void* owner, int err, evutil_addrinfo* ai) {
       p = next;
     }
     char endpoint[kEndpointLen];
+    char text[kMessageLen];
     format_endpoint(endpoint, sizeof endpoint, u->peer_host, u->peer_port);
-    std::snprintf(u->msg, sizeof u->msg, "connect to %s failed: %s", endpoint,
+    std::snprintf(text, sizeof text, "connect to %s failed: %s", endpoint,
                   err ? evutil_gai_strerror(err) : evutil_socket_error_to_string(e));
-    fire_error(u, u->msg, err ? eai_code(err) : errno_code(e));
+    fire_error(u, text, err ? eai_code(err) : errno_code(e));
   } else {
     flush_to_peer(u);
   }
@@ -533,13 +538,14 @@ void on_read(evutil_socket_t, short, void* arg) {
       // An ICMP error for an earlier datagram (connected sockets): the
       // socket stays usable.
       char endpoint[kEndpointLen];
+      char text[kMessageLen];
       if (u->connected)
         format_endpoint(endpoint, sizeof endpoint, u->peer_host, u->peer_port);
-      std::snprintf(u->msg, sizeof u->msg, "%s %s: %s",
+      std::snprintf(text, sizeof text, "%s %s: %s",
                     u->connected ? "datagram to" : "receive on",
                     u->connected ? endpoint : (u->bind_host[0] ? u->bind_host : "socket"),
                     evutil_socket_error_to_string(e));
-      fire_error(u, u->msg, errno_code(e));
+      fire_error(u, text, errno_code(e));
     } else {
       bool cut = static_cast<size_t>(n) > max;
       MessageCall m{u, u->buf, cut ? max : static_cast<size_t>(n), "", 0, cut};
