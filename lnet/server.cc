@@ -402,6 +402,15 @@ int server_stop(lua_State* L) {
   return 0;
 }
 
+// Closes the listener only: open connections go on, and the server is idle
+// once they have ended (the graceful stop of a worker).
+int server_stop_accepting(lua_State* L) {
+  Server* srv = check_server(L);
+  close_listener(srv);
+  maybe_release(L, srv);
+  return 0;
+}
+
 int server_address(lua_State* L) {
   Server* srv = check_server(L);
   if (!srv->listener) {
@@ -516,7 +525,8 @@ const luaL_Reg kMethods[] = {
     {"shutdown", server_conn_op<conn_shutdown>},
     {"pause", server_conn_op<conn_pause>},
     {"resume", server_conn_op<conn_resume>},
-    {"stop", server_stop},       {"address", server_address},
+    {"stop", server_stop},       {"stop_accepting", server_stop_accepting},
+    {"address", server_address},
     {"clients", server_clients}, {"peer", server_peer},       {"sockname", server_sockname},
     {"stats", server_stats},     {nullptr, nullptr}};
 
