@@ -155,7 +155,8 @@ local function probe(b)
     connected = function()
       b.probing = false
       set_up(b, true)
-      sock:close()
+      -- With --send-proxy, disconnect() sends the queued header first.
+      if opts.send_proxy > 0 then sock:disconnect() else sock:close() end
     end,
     error = function(message)
       if not b.probing then return end  -- closed by us after connecting

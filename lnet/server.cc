@@ -3,6 +3,7 @@
 #include "address.hh"
 #include "conn.hh"
 #include "objects.hh"
+#include "proxy_conn.hh"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -54,6 +55,12 @@ struct Server final : ConnOwner {
   uint64_t limit_pauses = 0;
   uint64_t ended_in = 0;   // bytes of connections that have ended
   uint64_t ended_out = 0;
+  // PROXY protocol: the state of each connection accepted with the option
+  // (hidden from Lua until its header is complete), and the refusals.
+  std::map<lua_Integer, ProxyConn*> proxied;
+  uint64_t proxy_invalid = 0;
+  uint64_t proxy_untrusted = 0;
+  uint64_t proxy_timeout = 0;
   char msg[kEndpointLen + 128] = "";
 
   void conn_connect_result(Conn*, int) noexcept override {}
@@ -106,9 +113,66 @@ void update_accepting(Server* srv) noexcept {
 
 void run_conn_deferred(Deferred* d);
 
-void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
+// --- PROXY protocol: a connection is hidden (no 'connected', unknown id)
+// until its header is complete and valid.
+
+ProxyConn* find_proxy(const Server* srv, lua_Integer id) noexcept {
+  if (srv->proxied.empty()) return nullptr;
+  auto it = srv->proxied.find(id);
+  return it == srv->proxied.end() ? nullptr : it->second;
+}
+
+bool hidden(const Server* srv, lua_Integer id) noexcept {
+  const ProxyConn* pc = find_proxy(srv, id);
+  return pc != nullptr && !pc->done;
+}
+
+void on_proxy_timeout(void* arg) {
+  Conn* c = static_cast<Conn*>(arg);
+  Server* srv = static_cast<Server*>(c->owner);
+  srv->proxy_timeout++;
+  conn_close(c, EndKind::Error, ETIMEDOUT);
+}
+
+bool proxy_begin(Server* srv, Conn* c) noexcept {
+  ProxyConn* pc = proxy_conn_new(srv->ctx, srv->cur.proxy_protocol,
+                                 srv->cur.proxy_header_timeout_ms, on_proxy_timeout, c);
+  if (pc == nullptr) return false;
+  try {
+    srv->proxied.emplace(c->id, pc);
+  } catch (...) {
+    proxy_conn_free(pc);
+    return false;
+  }
+  return true;
+}
+
+// Bytes of a connection whose header is not complete: true when the
+// connection became public ('connected' fired) and *data, *len hold what
+// followed the header; false when there is nothing more to do.
+bool proxy_data(Server* srv, Conn* c, ProxyConn* pc, const char** data, size_t* len) noexcept {
+  size_t n = proxy_conn_feed(pc, *data, *len);
+  if (pc->parser.status == ProxyStatus::Invalid) {
+    srv->proxy_invalid++;
+    conn_close(c, EndKind::Error, EPROTO);
+    return false;
+  }
+  if (!pc->done) return false;
+  fire_conn(srv, kConnected, c->id);
+  *data += n;
+  *len -= n;
+  return *len > 0 && c->state == ConnState::Open;
+}
+
+void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int, void* arg) {
   Server* srv = static_cast<Server*>(arg);
   srv->accept_error_reported = false;
+  if (srv->cur.proxy_protocol != ProxyMode::Off && !proxy_source_trusted(&srv->cur, sa)) {
+    srv->accepted++;
+    srv->proxy_untrusted++;
+    evutil_closesocket(fd);
+    return;
+  }
   Conn* c = new (std::nothrow) Conn();
   if (c == nullptr) {
     evutil_closesocket(fd);
@@ -136,6 +200,10 @@ void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
   srv->open++;
   srv->accepted++;
   update_accepting(srv);
+  if (srv->cur.proxy_protocol != ProxyMode::Off) {
+    if (!proxy_begin(srv, c)) conn_close(c, EndKind::Error, ENOMEM);
+    return;  // 'connected' waits for the header
+  }
   fire_conn(srv, kConnected, c->id);
 }
 
@@ -267,6 +335,11 @@ void run_conn_deferred(Deferred* d) {
   Context* ctx = srv->ctx;
   srv->conns.erase(c->id);
   lua_Integer id = c->id;
+  bool was_hidden = hidden(srv, id);  // never 'connected': no 'disconnected'
+  if (ProxyConn* pc = find_proxy(srv, id)) {
+    srv->proxied.erase(id);
+    proxy_conn_free(pc);
+  }
   const char* reason = c->end == EndKind::Orderly ? nullptr : c->reason;
   Call call;
   call.key = srv;
@@ -274,7 +347,7 @@ void run_conn_deferred(Deferred* d) {
   call.id = id;
   call.text = reason;
   call.len = reason ? std::strlen(reason) : 0;
-  fire(ctx, &call);
+  if (!was_hidden) fire(ctx, &call);
   srv->ended_in += c->bytes_in;
   srv->ended_out += conn_bytes_out(c);
   conn_release(c);
@@ -283,6 +356,8 @@ void run_conn_deferred(Deferred* d) {
 }
 
 void Server::conn_data(Conn* c, const char* data, size_t len) noexcept {
+  if (ProxyConn* pc = find_proxy(this, c->id); pc && !pc->done)
+    if (!proxy_data(this, c, pc, &data, &len)) return;
   Call call;
   call.key = this;
   call.slot = kData;
@@ -294,7 +369,9 @@ void Server::conn_data(Conn* c, const char* data, size_t len) noexcept {
 
 void Server::conn_drain(Conn* c) noexcept { fire_conn(this, kDrain, c->id); }
 
-void Server::conn_end(Conn* c) noexcept { fire_conn(this, kEnd, c->id); }
+void Server::conn_end(Conn* c) noexcept {
+  if (!hidden(this, c->id)) fire_conn(this, kEnd, c->id);
+}
 
 void Server::conn_closed(Conn* c) noexcept {
   open--;
@@ -312,7 +389,7 @@ Server* check_server(lua_State* L) {
 Conn* check_conn(lua_State* L, Server* srv) {
   lua_Integer id = luaL_checkinteger(L, 2);
   auto it = srv->conns.find(id);
-  if (it == srv->conns.end() || it->second->state == ConnState::Closed) {
+  if (it == srv->conns.end() || it->second->state == ConnState::Closed || hidden(srv, id)) {
     lua_pushnil(L);
     lua_pushfstring(L, "unknown client id %I", id);
     return nullptr;
@@ -426,18 +503,41 @@ int server_clients(lua_State* L) {
   lua_createtable(L, static_cast<int>(srv->open), 0);
   lua_Integer n = 0;
   for (const auto& [id, c] : srv->conns)  // ascending ids
-    if (c->state != ConnState::Closed) {
+    if (c->state != ConnState::Closed && !hidden(srv, id)) {
       lua_pushinteger(L, id);
       lua_rawseti(L, -2, ++n);
     }
   return 1;
 }
 
+// The client: from the PROXY header when there is one.
 int server_peer(lua_State* L) {
   Server* srv = check_server(L);
   Conn* c = check_conn(L, srv);
   if (!c) return 2;
+  return push_proxy_peer(L, find_proxy(srv, c->id), conn_fd(c));
+}
+
+// The socket's own peer (with the PROXY protocol: the proxy).
+int server_transport_peer(lua_State* L) {
+  Server* srv = check_server(L);
+  Conn* c = check_conn(L, srv);
+  if (!c) return 2;
   return push_socket_address(L, conn_fd(c), true);
+}
+
+// What the PROXY header said; nil for a connection without one.
+int server_proxy_info(lua_State* L) {
+  Server* srv = check_server(L);
+  Conn* c = check_conn(L, srv);
+  if (!c) return 2;
+  const ProxyConn* pc = find_proxy(srv, c->id);
+  if (pc == nullptr) {
+    lua_pushnil(L);
+    return 1;
+  }
+  push_proxy_info(L, pc);
+  return 1;
 }
 
 int server_sockname(lua_State* L) {
@@ -474,6 +574,12 @@ int server_stats(lua_State* L) {
   lua_setfield(L, -2, "bytes_out");
   lua_pushinteger(L, static_cast<lua_Integer>(queued));
   lua_setfield(L, -2, "queued");
+  lua_pushinteger(L, static_cast<lua_Integer>(srv->proxy_invalid));
+  lua_setfield(L, -2, "proxy_invalid");
+  lua_pushinteger(L, static_cast<lua_Integer>(srv->proxy_untrusted));
+  lua_setfield(L, -2, "proxy_untrusted");
+  lua_pushinteger(L, static_cast<lua_Integer>(srv->proxy_timeout));
+  lua_setfield(L, -2, "proxy_timeout");
   return 1;
 }
 
@@ -488,6 +594,8 @@ int server_gc(lua_State* L) {
     delete c;
   }
   srv->conns.clear();  // an empty std::map owns no memory: no destructor needed
+  for (auto& [id, pc] : srv->proxied) proxy_conn_free(pc);
+  srv->proxied.clear();
   return 0;
 }
 
@@ -528,6 +636,7 @@ const luaL_Reg kMethods[] = {
     {"stop", server_stop},       {"stop_accepting", server_stop_accepting},
     {"address", server_address},
     {"clients", server_clients}, {"peer", server_peer},       {"sockname", server_sockname},
+    {"transport_peer", server_transport_peer}, {"proxy_info", server_proxy_info},
     {"stats", server_stats},     {nullptr, nullptr}};
 
 const luaL_Reg kMeta[] = {{"__gc", server_gc},

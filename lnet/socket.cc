@@ -285,6 +285,8 @@ int socket_connect(lua_State* L) {
   c->state = ConnState::Resolving;
   c->pending = kStart;
   defer(c->ctx, &c->defer);
+  // send_proxy: the PROXY header goes first, before anything sent later.
+  if (s->cur.send_proxy_len > 0) conn_send(c, reinterpret_cast<const char*>(s->cur.send_proxy), s->cur.send_proxy_len);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -14,7 +14,7 @@
 --   (the client from the header, the load balancer's own connection, and
 --   which server and worker answered). Health checks of the balancer arrive
 --   with a LOCAL (v2) or UNKNOWN (v1) header; with LNET_DEPLOY_LOG=1 each
---   connection is logged on stdout ("connection vVERSION COMMAND").
+--   connection is logged on stdout ("connection vVERSION COMMAND FAMILY").
 --   The first line on stdout is "listening on HOST:PORT".
 --
 -- See haproxy.cfg and nginx-stream.conf beside it, and README "Scaling out".
@@ -52,7 +52,7 @@ server:listen(host, port, {
     pending[id] = ""
     if verbose then
       local info = server:proxy_info(id) or {}
-      print(string.format("connection v%s %s", info.version, info.command))
+      print(string.format("connection v%s %s %s", info.version, info.command, info.family))
       io.stdout:flush()
     end
   end,
