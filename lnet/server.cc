@@ -15,6 +15,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <new>
@@ -112,6 +113,16 @@ void update_accepting(Server* srv) noexcept {
 }
 
 void run_conn_deferred(Deferred* d);
+
+// "host:port" for messages; an inherited socket is named "fd:N".
+bool is_fd_host(const char* host) noexcept { return std::strncmp(host, "fd:", 3) == 0; }
+
+void server_endpoint(const Server* srv, char* out, size_t n) noexcept {
+  if (is_fd_host(srv->host))
+    std::snprintf(out, n, "%s", srv->host);
+  else
+    format_endpoint(out, n, srv->host, srv->port);
+}
 
 // --- PROXY protocol: a connection is hidden (no 'connected', unknown id)
 // until its header is complete and valid.
@@ -226,7 +237,7 @@ void on_accept_error(evconnlistener* lev, void* arg) {
   if (srv->accept_error_reported) return;
   srv->accept_error_reported = true;
   char endpoint[kEndpointLen];
-  format_endpoint(endpoint, sizeof endpoint, srv->host, srv->port);
+  server_endpoint(srv, endpoint, sizeof endpoint);
   std::snprintf(srv->msg, sizeof srv->msg, "accept on %s failed: %s", endpoint,
                 evutil_socket_error_to_string(err));
   fire_server(srv, kError, srv->msg);
@@ -235,11 +246,34 @@ void on_accept_error(evconnlistener* lev, void* arg) {
 // 'error' follows from the loop; why is a strerror or resolver text.
 void fail(Server* srv, const char* why) noexcept {
   char endpoint[kEndpointLen];
-  format_endpoint(endpoint, sizeof endpoint, srv->host, srv->port);
+  server_endpoint(srv, endpoint, sizeof endpoint);
   std::snprintf(srv->msg, sizeof srv->msg, "listen on %s failed: %s", endpoint, why);
   srv->state = ListenState::Idle;
   srv->pending |= kFailedCb;
   defer(srv->ctx, &srv->defer);
+}
+
+// Listens on fd (already listening); 'started' follows from the loop. False
+// when out of memory (fd is then left open).
+bool start_listener(Server* srv, int fd) noexcept {
+  // Backlog 0: the socket is already listening.
+  srv->listener = evconnlistener_new(srv->ctx->base, on_accept, srv,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+  if (!srv->listener) return false;
+  evconnlistener_set_error_cb(srv->listener, on_accept_error);
+  // Messages and tostring name the real port after listen(host, 0).
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  char ip[kIpLen];
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+    sockaddr_ip(reinterpret_cast<sockaddr*>(&ss), ip, sizeof ip, &srv->port);
+  srv->state = ListenState::Listening;
+  srv->limit_paused = false;
+  srv->accept_error_reported = false;
+  update_accepting(srv);
+  srv->pending |= kStartedCb;
+  defer(srv->ctx, &srv->defer);
+  return true;
 }
 
 // Binds the first address that works; 'started' or 'error' follow from the loop.
@@ -260,30 +294,41 @@ void bind_addresses(Server* srv, evutil_addrinfo* list) noexcept {
       ::close(fd);
       continue;
     }
-    // Backlog 0: the socket is already listening.
-    srv->listener = evconnlistener_new(srv->ctx->base, on_accept, srv,
-                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-    if (!srv->listener) {
-      ::close(fd);
+    if (!start_listener(srv, fd)) {
       err = ENOMEM;
       break;
     }
-    evconnlistener_set_error_cb(srv->listener, on_accept_error);
-    // Messages and tostring name the real port after listen(host, 0).
-    sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char ip[kIpLen];
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
-      sockaddr_ip(reinterpret_cast<sockaddr*>(&ss), ip, sizeof ip, &srv->port);
-    srv->state = ListenState::Listening;
-    srv->limit_paused = false;
-    srv->accept_error_reported = false;
-    update_accepting(srv);
-    srv->pending |= kStartedCb;
-    defer(srv->ctx, &srv->defer);
     return;
   }
   fail(srv, evutil_socket_error_to_string(err));
+}
+
+// listen("fd:N"): adopts an inherited listening socket (systemd socket
+// activation, a hand-over from an older process). The server owns it from
+// now on: stop() closes it.
+void adopt_fd(Server* srv) noexcept {
+  char* end = nullptr;
+  long fd = std::strtol(srv->host + 3, &end, 10);
+  if (end == srv->host + 3 || *end != '\0' || fd < 0 || fd > INT32_MAX) {
+    fail(srv, "not a file descriptor number");
+    return;
+  }
+  int type = 0, listening = 0;
+  socklen_t len = sizeof type;
+  if (getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+    fail(srv, std::strerror(errno));
+    return;
+  }
+  len = sizeof listening;
+  if (type != SOCK_STREAM ||
+      getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 ||
+      !listening) {
+    fail(srv, "not a listening stream socket");
+    return;
+  }
+  evutil_make_socket_nonblocking(static_cast<int>(fd));
+  evutil_make_socket_closeonexec(static_cast<int>(fd));
+  if (!start_listener(srv, static_cast<int>(fd))) fail(srv, std::strerror(ENOMEM));
 }
 
 void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
@@ -415,7 +460,8 @@ int server_listen(lua_State* L) {
   Server* srv = check_server(L);
   size_t hlen = 0;
   const char* host = check_host(L, 2, &hlen);
-  int port = check_port(L, 3);
+  // An inherited socket ("fd:N") has its own port: nil or 0 here.
+  int port = is_fd_host(host) && lua_isnoneornil(L, 3) ? 0 : check_port(L, 3);
   Options cur = srv->opt;
   parse_options(L, 5, 5, &cur);
   if (srv->state != ListenState::Idle) return luaL_error(L, "listen: server is already listening");
@@ -426,7 +472,9 @@ int server_listen(lua_State* L) {
   srv->port = port;
   srv->cur = cur;
   srv->state = ListenState::Resolving;
-  if (!bind_numeric(srv)) {
+  if (is_fd_host(srv->host)) {
+    adopt_fd(srv);
+  } else if (!bind_numeric(srv)) {
     srv->pending |= kStart;
     defer(srv->ctx, &srv->defer);
   }
@@ -617,7 +665,7 @@ int server_tostring(lua_State* L) {
     lua_pushfstring(L, "%s (stopped, %d clients)", kTypeName, static_cast<int>(srv->open));
   } else {
     char endpoint[kEndpointLen];
-    format_endpoint(endpoint, sizeof endpoint, srv->host, srv->port);
+    server_endpoint(srv, endpoint, sizeof endpoint);
     lua_pushfstring(L, "%s (%s %s, %d clients)", kTypeName,
                     srv->state == ListenState::Listening ? "listening" : "resolving", endpoint,
                     static_cast<int>(srv->open));

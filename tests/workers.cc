@@ -223,3 +223,75 @@ BOOST_AUTO_TEST_CASE(worker_outside_worker_mode, *boost::unit_test::timeout(60))
   BOOST_CHECK_EQUAL(bad.status, 2);
   BOOST_CHECK(bad.err.find("--workers needs a positive integer") != std::string::npos);
 }
+
+namespace {
+
+// A listening socket on a free loopback port, inheritable (no CLOEXEC).
+Fd inheritable_listener(uint16_t* port) {
+  Fd fd(::socket(AF_INET, SOCK_STREAM, 0));
+  BOOST_REQUIRE(fd.get() >= 0);
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in sa = lnet_test::loopback(0);
+  BOOST_REQUIRE_EQUAL(::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  BOOST_REQUIRE_EQUAL(::listen(fd.get(), 128), 0);
+  *port = lnet_test::local_port(fd.get());
+  return fd;
+}
+
+const char* kFdServer = R"lua(
+local i, n = net.worker()
+local srv = net.TCPServer()
+srv:listen("fd:3", nil, {
+  connected = function(id) srv:send(id, "fd " .. i .. "/" .. n .. "\n"); srv:disconnect(id) end,
+  started = function() print("listening", srv:address()) end,
+  error = function(msg) print("error " .. msg) end,
+})
+if i == 1 then
+  for _, host in ipairs({"fd:0", "fd:4", "fd:99", "fd:x"}) do
+    local bad = net.TCPServer()
+    bad:listen(host, nil, { error = function(msg) print("error " .. msg) end })
+  end
+end
+)lua";
+
+}  // namespace
+
+// listen("fd:3") adopts the socket the parent process passed (as systemd
+// socket activation does); the workers of `lnet --workers 2` share it.
+BOOST_AUTO_TEST_CASE(inherited_listening_socket, *boost::unit_test::timeout(120)) {
+  TempDir dir;
+  std::string script = dir.write("fd.lua", kFdServer);
+  uint16_t port = 0;
+  Fd listener = inheritable_listener(&port);
+  Fd udp(::socket(AF_INET, SOCK_DGRAM, 0));  // fd 4 in the child: not a listener
+  BOOST_REQUIRE(udp.get() >= 0);
+  std::string redirect = "3<&" + std::to_string(listener.get()) + " 4<&" + std::to_string(udp.get());
+  for (int workers : {1, 2}) {
+    std::vector<std::string> args;
+    if (workers == 2) args = {"--workers", "2"};
+    args.push_back(script);
+    std::vector<std::string> argv = {"sh", "-c", "exec \"$@\" " + redirect, "sh"};
+    for (const std::string& a : lnet_test::lnet_argv(args, true)) argv.push_back(a);
+    Child c(argv, lnet_test::lua_env());
+    BOOST_REQUIRE_MESSAGE(c.wait_for("listening\t127.0.0.1\t" + std::to_string(port), seconds(20),
+                                     static_cast<size_t>(workers)),
+                          c.describe());
+    int answered = 0;
+    for (int k = 0; k < 50; k++) {
+      std::string got = ask(port);
+      answered += got == "fd 1/" + std::to_string(workers) + "\n" || got == "fd 2/2\n";
+    }
+    BOOST_CHECK_EQUAL(answered, 50);
+    BOOST_CHECK_MESSAGE(c.wait_for("error listen on fd:x failed", seconds(5)), c.describe());
+    BOOST_CHECK(c.out().find("error listen on fd:0 failed: Socket operation on non-socket") != std::string::npos);
+    BOOST_CHECK(c.out().find("error listen on fd:4 failed: not a listening stream socket") != std::string::npos);
+    BOOST_CHECK(c.out().find("error listen on fd:99 failed: Bad file descriptor") != std::string::npos);
+    BOOST_CHECK(c.out().find("error listen on fd:x failed: not a file descriptor number") != std::string::npos);
+    ::kill(c.pid(), SIGTERM);
+    auto st = c.wait_exit(seconds(20));
+    BOOST_REQUIRE(st);
+    // The single process has no graceful handler: SIGTERM ends it.
+    BOOST_CHECK_EQUAL(*st, workers == 2 ? 0 : 128 + SIGTERM);
+  }
+}
