@@ -1,7 +1,7 @@
 // Worker processes (lnet --workers N): net.worker() in each worker, the
 // supervisor the runner's parent process runs, and the graceful-stop signal
 // hook of a worker. Signals are process-wide by nature: only the runner
-// calls the two hidden functions (net._supervise, net._on_terminate), in
+// calls the functions of net._runner (supervise, on_terminate), in
 // processes it owns.
 #include "context.hh"
 #include "objects.hh"
@@ -238,7 +238,7 @@ int supervise(Supervisor* s) noexcept {
   return s->status;
 }
 
-// net._supervise(argv, workers, grace_ms, max_restarts) -> exit status.
+// net._runner.supervise(argv, workers, grace_ms, max_restarts) -> exit status.
 // Starts the workers (argv with LNET_WORKER="i/N" in the environment),
 // restarts those that die, forwards SIGTERM and SIGINT, and returns once
 // all have ended.
@@ -327,7 +327,7 @@ int hook_gc(lua_State* L) {
   return 0;
 }
 
-// net._on_terminate(fn): fn(signal_name) runs when SIGTERM or SIGINT arrive
+// net._runner.on_terminate(fn): fn(signal_name) runs when SIGTERM or SIGINT arrive
 // while the loop runs (the runner's worker mode). Replaces an earlier hook.
 int net_on_terminate(lua_State* L) {
   Context* ctx = upvalue_context(L);
@@ -356,23 +356,26 @@ int net_on_terminate(lua_State* L) {
   for (int i = 0; i < 2; i++) {
     hook->ev[i] = evsignal_new(ctx->base, hook->sig[i], on_signal, hook);
     if (hook->ev[i] == nullptr || event_add(hook->ev[i], nullptr) != 0)
-      return luaL_error(L, "net._on_terminate: cannot watch signal %d", hook->sig[i]);
+      return luaL_error(L, "on_terminate: cannot watch signal %d", hook->sig[i]);
   }
   return 0;
 }
 
-const luaL_Reg kFunctions[] = {{"worker", net_worker},
-                               {"_supervise", net_supervise},
-                               {"_on_terminate", net_on_terminate},
-                               {nullptr, nullptr}};
+// net._runner: what only the lnet runner calls.
+const luaL_Reg kRunner[] = {{"supervise", net_supervise},
+                            {"on_terminate", net_on_terminate},
+                            {nullptr, nullptr}};
 
 }  // namespace
 
 void register_workers(lua_State* L, int ctx_idx, int module_idx) {
-  lua_pushvalue(L, module_idx);
   lua_pushvalue(L, ctx_idx);
-  luaL_setfuncs(L, kFunctions, 1);
-  lua_pop(L, 1);
+  lua_pushcclosure(L, net_worker, 1);
+  lua_setfield(L, module_idx, "worker");
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, ctx_idx);
+  luaL_setfuncs(L, kRunner, 1);
+  lua_setfield(L, module_idx, "_runner");
 }
 
 }  // namespace lnet

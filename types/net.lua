@@ -7,7 +7,14 @@
 ---@class net
 ---@field _VERSION string "lnet X.Y.Z"
 ---@field libevent_version string the libevent version in use
+---@field _runner table internal: what only the lnet runner calls (the worker supervisor)
 local net = {}
+
+---The worker's index and the number of workers under `lnet --workers N`;
+---1, 1 in any other process.
+---@return integer index 1..count
+---@return integer count
+function net.worker() end
 
 ---@alias net.LoopMode
 ---| "default" # until nothing is active or net.stop()
@@ -70,6 +77,44 @@ function net.clearInterval(timer) end
 ---@field max_buffer? integer the most bytes send() queues (default 8 MiB)
 ---@field high_water? integer send() returns false above this many queued bytes (default 64 KiB)
 ---@field allow_half_open? boolean a peer's FIN fires `end` instead of closing (default false)
+---@field proxy_protocol? net.ProxyMode server: each connection must start with a PROXY header (default "off"; never auto-detected)
+---@field proxy_trusted? string[] server: the addresses or CIDR ranges that may connect with proxy_protocol (default: any)
+---@field proxy_header_timeout? integer server: a header not complete by then closes the connection, ms (default 3000)
+---@field send_proxy? net.SendProxy client: the PROXY header sent before anything else
+
+---@alias net.ProxyMode
+---| "off" # no header (the default)
+---| "v1"  # a version 1 (text) header
+---| "v2"  # a version 2 (binary) header
+---| "any" # either version
+
+---The PROXY header a client sends (connect option send_proxy). Without
+---addresses: a LOCAL (v2) or UNKNOWN (v1) header.
+---@class net.SendProxy
+---@field version 1|2
+---@field source_ip? string the client being passed on (numeric)
+---@field source_port? integer
+---@field dest_ip? string the address it connected to (numeric, same family)
+---@field dest_port? integer
+---@field alpn? string v2 TLV
+---@field authority? string v2 TLV (the host name the client asked for)
+---@field unique_id? string v2 TLV
+
+---What a connection's PROXY header said (server:proxy_info).
+---@class net.ProxyInfo
+---@field version 1|2
+---@field command "PROXY"|"LOCAL"
+---@field family "TCP4"|"TCP6"|"UDP4"|"UDP6"|"UNIX"|"UNKNOWN"
+---@field source_ip? string
+---@field source_port? integer
+---@field dest_ip? string
+---@field dest_port? integer
+---@field source_path? string UNIX family
+---@field dest_path? string UNIX family
+---@field alpn? string
+---@field authority? string
+---@field unique_id? string
+---@field tlvs {type: integer, value: string}[] every v2 TLV in order
 
 ---@class net.SocketCallbacks
 ---@field connected? fun() the connection is established
@@ -97,6 +142,9 @@ function net.clearInterval(timer) end
 ---@field accepted integer connections accepted
 ---@field active integer connections open now
 ---@field limit_pauses integer times accepting paused at max_connections
+---@field proxy_invalid integer connections closed for an invalid or oversized PROXY header
+---@field proxy_untrusted integer connections closed for a source not in proxy_trusted
+---@field proxy_timeout integer connections closed for a PROXY header not complete in time
 
 ---@class net.TCPSocket
 local TCPSocket = {}
@@ -217,5 +265,21 @@ function TCPServer:sockname(client_id) end
 ---@param client_id? integer
 ---@return net.ServerStats|net.Stats
 function TCPServer:stats(client_id) end
+
+---Closes the listener only; open connections go on (a worker's graceful stop).
+function TCPServer:stop_accepting() end
+
+---The socket's own peer (behind a load balancer: the balancer); peer() is
+---the client named by the PROXY header.
+---@param client_id integer
+---@return string|nil ip
+---@return integer|string port_or_message
+function TCPServer:transport_peer(client_id) end
+
+---What the connection's PROXY header said; nil without proxy_protocol.
+---@param client_id integer
+---@return net.ProxyInfo|nil info
+---@return string? message unknown client id
+function TCPServer:proxy_info(client_id) end
 
 return net

@@ -60,16 +60,19 @@ t.same(sorted_keys(methods_of(timer)), sorted_keys(declared("Timer", ":")), "Tim
 
 -- Options: every declared one is accepted, an undeclared one is not.
 local sample = { boolean = true, integer = 1000 }
+local sample_by_name = { proxy_protocol = "v1", proxy_trusted = { "127.0.0.1" },
+                         send_proxy = { version = 1 } }
 local options = class_fields("net.Options")
 for name in pairs(options) do
-  local ty = defs:match("%-%-%-@field " .. name .. "%?? ([%w|]+)")
-  local value = sample[ty:match("^(%a+)")]
+  local ty = defs:match("%-%-%-@field " .. name .. "%?? ([%w|%.]+)")
+  local value = sample_by_name[name]
+  if value == nil then value = sample[ty:match("^(%a+)")] end
   assert(value ~= nil, "no sample value for option type " .. ty)
   local ok, err = pcall(net.TCPSocket, { [name] = value })
   t.truthy(ok, "declared option '" .. name .. "' rejected: " .. tostring(err))
   t.truthy(readme:find("| `" .. name .. "` |", 1, true), "README options table lacks " .. name)
 end
-t.truthy(#sorted_keys(options) == 10, "ten options declared")
+t.truthy(#sorted_keys(options) == 14, "fourteen options declared")
 t.raises("unknown option 'nodelya'", function() net.TCPSocket({ nodelya = true }) end)
 
 -- Callbacks: every declared name is one the module checks.
