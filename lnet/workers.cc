@@ -226,11 +226,9 @@ int supervise(Supervisor* s) noexcept {
     int sig = sigtimedwait(&set, &info, &ts);
     if (sig == SIGCHLD) {
       reap(s);
-    } else if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
+    } else if (sig > 0 && sig != SIGCHLD) {  // SIGTERM, SIGINT, SIGHUP, SIGQUIT
       if (!s->stopping) say("stopping the workers (%s)", strsignal(sig));
-      begin_stop(s, sig == SIGQUIT ? SIGTERM : sig);
-    } else if (sig == SIGHUP) {
-      signal_all(s, SIGHUP);
+      begin_stop(s, sig == SIGINT ? SIGINT : SIGTERM);
     }
     reap(s);  // a SIGCHLD merged with another signal
   }

@@ -174,7 +174,8 @@ BOOST_AUTO_TEST_CASE(haproxy_in_front, *utf::timeout(180) * utf::precondition(ha
   BOOST_CHECK(two->err().empty());
   // One server dies: the checks take it out, traffic goes on through the other.
   two->kill_now();
-  std::this_thread::sleep_for(milliseconds(700));  // > fall 2 x inter 200ms
+  BOOST_CHECK_MESSAGE(haproxy.wait_for("two is DOWN", seconds(10), 1, lnet_test::Stream::err),
+                      haproxy.describe());
   for (int k = 0; k < 20; k++) {
     Answer a = ask(lb);
     check_real_client(a, "2");
