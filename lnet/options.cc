@@ -35,7 +35,7 @@ int64_t opt_int(lua_State* L, int arg, const char* key, int64_t lo, int64_t hi) 
 constexpr int64_t kMaxMs = int64_t{1} << 40;  // ~35 years
 
 // proxy_trusted = {"127.0.0.1", "10.0.0.0/8", "fd00::/8", ...}
-void opt_proxy_trusted(lua_State* L, int arg, Options* o) {
+void opt_proxy_trusted(lua_State* L, int arg, ProxyListen* o) {
   if (!lua_istable(L, -1))
     luaL_argerror(L, arg, lua_pushfstring(L, "option 'proxy_trusted' must be a table, got %s",
                                           luaL_typename(L, -1)));
@@ -45,13 +45,13 @@ void opt_proxy_trusted(lua_State* L, int arg, Options* o) {
   for (lua_Integer i = 1; i <= n; i++) {
     lua_geti(L, -1, i);
     const char* text = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : nullptr;
-    if (text == nullptr || !proxy_parse_cidr(text, &o->proxy_trusted[i - 1]))
+    if (text == nullptr || !proxy_parse_cidr(text, &o->trusted[i - 1]))
       luaL_argerror(L, arg, lua_pushfstring(L, "option 'proxy_trusted': entry %I is not an "
                                                "IP address or CIDR range", i));
     lua_pop(L, 1);
   }
-  o->proxy_trusted_set = true;
-  o->proxy_trusted_count = static_cast<uint8_t>(n);
+  o->trusted_set = true;
+  o->trusted_count = static_cast<uint8_t>(n);
 }
 
 // A numeric address and port of send_proxy into ss.
@@ -84,9 +84,9 @@ void send_proxy_addr(lua_State* L, int arg, int t, const char* ip_key, const cha
 
 // send_proxy = {version = 1|2, source_ip =, source_port =, dest_ip =,
 // dest_port =, alpn =, authority =, unique_id =}: the header, built now.
-void opt_send_proxy(lua_State* L, int arg, Options* o) {
+void opt_send_proxy(lua_State* L, int arg, SendProxy* o) {
   if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) {
-    o->send_proxy_len = 0;
+    o->len = 0;
     return;
   }
   if (!lua_istable(L, -1))
@@ -140,8 +140,8 @@ void opt_send_proxy(lua_State* L, int arg, Options* o) {
   }
   size_t n = proxy_build(static_cast<int>(version), addresses ? reinterpret_cast<sockaddr*>(&src) : nullptr,
                          addresses ? reinterpret_cast<sockaddr*>(&dst) : nullptr, tlvs, ntlvs,
-                         o->send_proxy, sizeof o->send_proxy);
-  o->send_proxy_len = static_cast<uint16_t>(n);
+                         o->bytes, sizeof o->bytes);
+  o->len = static_cast<uint16_t>(n);
 }
 constexpr int64_t kMaxBytes = int64_t{1} << 46;
 
@@ -151,6 +151,9 @@ void parse_options(lua_State* L, int idx, int arg, Options* o) {
   if (lua_isnoneornil(L, idx)) return;
   luaL_checktype(L, idx, LUA_TTABLE);
   idx = lua_absindex(L, idx);
+  // The PROXY options of an object that has no place for them: checked, dropped.
+  ProxyListen listen_scratch;
+  SendProxy send_scratch;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING) luaL_argerror(L, arg, "option names must be strings");
@@ -176,9 +179,11 @@ void parse_options(lua_State* L, int idx, int arg, Options* o) {
     } else if (!std::strcmp(k, "max_connections")) {
       o->max_connections = opt_int(L, arg, k, 0, int64_t{1} << 31);
     } else if (!std::strcmp(k, "max_buffer")) {
-      o->max_buffer = static_cast<size_t>(opt_int(L, arg, k, 1, kMaxBytes));
+      o->max_buffer = static_cast<size_t>(opt_int(L, arg, k, 0, kMaxBytes));
     } else if (!std::strcmp(k, "high_water")) {
       o->high_water = static_cast<size_t>(opt_int(L, arg, k, 0, kMaxBytes));
+    } else if (!std::strcmp(k, "linger_timeout")) {
+      o->linger_timeout_ms = opt_int(L, arg, k, 0, kMaxMs);
     } else if (!std::strcmp(k, "allow_half_open")) {
       o->allow_half_open = opt_bool(L, arg, k);
     } else if (!std::strcmp(k, "proxy_protocol")) {
@@ -189,13 +194,14 @@ void parse_options(lua_State* L, int idx, int arg, Options* o) {
           if (!std::strcmp(lua_tostring(L, -1), kModes[i])) mode = i;
       if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) mode = 0;
       if (mode < 0) luaL_argerror(L, arg, "option 'proxy_protocol' must be \"v1\", \"v2\" or \"any\"");
-      o->proxy_protocol = static_cast<ProxyMode>(mode);
+      (o->proxy_listen ? o->proxy_listen : &listen_scratch)->mode = static_cast<ProxyMode>(mode);
     } else if (!std::strcmp(k, "proxy_trusted")) {
-      opt_proxy_trusted(L, arg, o);
+      opt_proxy_trusted(L, arg, o->proxy_listen ? o->proxy_listen : &listen_scratch);
     } else if (!std::strcmp(k, "proxy_header_timeout")) {
-      o->proxy_header_timeout_ms = opt_int(L, arg, k, 1, kMaxMs);
+      (o->proxy_listen ? o->proxy_listen : &listen_scratch)->header_timeout_ms =
+          opt_int(L, arg, k, 1, kMaxMs);
     } else if (!std::strcmp(k, "send_proxy")) {
-      opt_send_proxy(L, arg, o);
+      opt_send_proxy(L, arg, o->send_proxy ? o->send_proxy : &send_scratch);
     } else {
       luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'", k));
     }

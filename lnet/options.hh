@@ -14,6 +14,23 @@ namespace lnet {
 constexpr size_t kMaxProxyTrusted = 32;  // entries of proxy_trusted
 constexpr size_t kMaxSendProxy = 560;    // a v2 header with 3 TLVs of 160 bytes
 
+// PROXY protocol, server side (off unless set): the header a load balancer
+// sends first, within header_timeout_ms, from a trusted source.
+struct ProxyListen {
+  ProxyMode mode = ProxyMode::Off;
+  int64_t header_timeout_ms = 3000;
+  bool trusted_set = false;  // false: any source; true: only those listed
+  uint8_t trusted_count = 0;
+  ProxyCidr trusted[kMaxProxyTrusted];
+};
+
+// PROXY protocol, client side: the header connect() sends before anything
+// else, built when the options are read.
+struct SendProxy {
+  uint16_t len = 0;
+  unsigned char bytes[kMaxSendProxy];
+};
+
 struct Options {
   bool nodelay = false;
   bool keepalive = false;
@@ -23,20 +40,16 @@ struct Options {
   int backlog = 511;
   bool reuseport = false;
   int64_t max_connections = 0;    // 0 = unlimited
-  size_t max_buffer = 8u << 20;   // bytes queued per direction
+  size_t max_buffer = 0;          // send() aborts when this much is queued; 0 = no limit
   size_t high_water = 64u << 10;  // send() returns false above this
   bool allow_half_open = false;
-  // PROXY protocol, server side (off unless set): the header a load balancer
-  // sends first, within proxy_header_timeout_ms, from a trusted source.
-  ProxyMode proxy_protocol = ProxyMode::Off;
-  int64_t proxy_header_timeout_ms = 3000;
-  bool proxy_trusted_set = false;  // false: any source; true: only those listed
-  uint8_t proxy_trusted_count = 0;
-  ProxyCidr proxy_trusted[kMaxProxyTrusted];
-  // PROXY protocol, client side: the header connect() sends before anything
-  // else (send_proxy); built when the options are read.
-  uint16_t send_proxy_len = 0;
-  unsigned char send_proxy[kMaxSendProxy];
+  int64_t linger_timeout_ms = 30000;  // disconnect() resets after this long without progress; 0 = never
+  // Where parse_options puts the PROXY protocol options: a server's
+  // proxy_protocol, proxy_trusted, proxy_header_timeout (proxy_listen) and a
+  // socket's send_proxy (send_proxy). They live in the server or socket, not
+  // in each connection's copy of the options; null: checked, then dropped.
+  ProxyListen* proxy_listen = nullptr;
+  SendProxy* send_proxy = nullptr;
 };
 
 // Reads the options table at idx (nil or none leaves o as it is) into o.

@@ -5,63 +5,86 @@
 
 #include <event2/event.h>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <new>
 
 namespace lnet {
 
 namespace {
 
-struct Deadline {
-  void (*timeout)(void*) = nullptr;
-  void* arg = nullptr;
-};
+void on_timeout(evutil_socket_t, short, void* arg) {
+  auto* pc = static_cast<ProxyConn*>(arg);
+  pc->finish(pc, ProxyResult::Timeout);  // may free pc: touch nothing after
+}
 
-struct ProxyConnFull : ProxyConn {
-  Deadline deadline;
-};
-
-void on_deadline(evutil_socket_t, short, void* arg) {
-  auto* pc = static_cast<ProxyConnFull*>(arg);
-  pc->deadline.timeout(pc->deadline.arg);  // may free pc: touch nothing after
+// Peeks what arrived, feeds it, and takes off the socket only the bytes the
+// parser used: all of them while the header is incomplete (so the socket is
+// not readable again until more come), the header's alone once it is done.
+void on_readable(evutil_socket_t fd, short, void* arg) {
+  auto* pc = static_cast<ProxyConn*>(arg);
+  char buf[kProxyV2Fixed + kProxyV2MaxLen];
+  ssize_t n = ::recv(fd, buf, sizeof buf, MSG_PEEK);
+  if (n <= 0) {
+    int err = n < 0 ? errno : 0;
+    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)) return;
+    pc->finish(pc, ProxyResult::Closed);
+    return;
+  }
+  size_t used = proxy_feed(&pc->parser, buf, static_cast<size_t>(n));
+  if (pc->parser.status == ProxyStatus::Invalid) {
+    pc->finish(pc, ProxyResult::Invalid);
+    return;
+  }
+  // The bytes are in the socket's queue (we peeked them): this read takes
+  // exactly them.
+  if (used > 0 && ::recv(fd, buf, used, 0) != static_cast<ssize_t>(used)) {
+    pc->finish(pc, ProxyResult::Closed);
+    return;
+  }
+  if (pc->parser.status == ProxyStatus::Done) pc->finish(pc, ProxyResult::Done);
 }
 
 }  // namespace
 
-ProxyConn* proxy_conn_new(Context* ctx, ProxyMode mode, int64_t ms, void (*timeout)(void*),
-                          void* arg) noexcept {
-  auto* pc = new (std::nothrow) ProxyConnFull();
+ProxyConn* proxy_conn_start(Context* ctx, evutil_socket_t fd, ProxyMode mode, int64_t timeout_ms,
+                            void (*finish)(ProxyConn*, ProxyResult), void* owner) noexcept {
+  auto* pc = new (std::nothrow) ProxyConn();
   if (pc == nullptr) return nullptr;
   proxy_reset(&pc->parser, mode);
-  pc->deadline = Deadline{timeout, arg};
-  pc->timer = evtimer_new(ctx->base, on_deadline, pc);
-  if (pc->timer == nullptr) {
-    delete pc;
+  pc->fd = fd;
+  pc->finish = finish;
+  pc->owner = owner;
+  pc->rev = event_new(ctx->base, fd, EV_READ | EV_PERSIST, on_readable, pc);
+  pc->timer = evtimer_new(ctx->base, on_timeout, pc);
+  if (pc->rev == nullptr || pc->timer == nullptr) {
+    proxy_conn_free(pc);
     return nullptr;
   }
-  timeval tv = ms_timeval(ms);
+  timeval tv = ms_timeval(timeout_ms);
+  event_add(pc->rev, nullptr);
   evtimer_add(pc->timer, &tv);
   return pc;
 }
 
-void proxy_conn_free(ProxyConn* pc) noexcept {
-  if (pc == nullptr) return;
+void proxy_conn_stop(ProxyConn* pc) noexcept {
+  if (pc->rev) event_free(pc->rev);
+  pc->rev = nullptr;
   if (pc->timer) event_free(pc->timer);
-  delete static_cast<ProxyConnFull*>(pc);
+  pc->timer = nullptr;
+  pc->fd = -1;
 }
 
-size_t proxy_conn_feed(ProxyConn* pc, const char* data, size_t len) noexcept {
-  size_t n = proxy_feed(&pc->parser, data, len);
-  if (pc->parser.status != ProxyStatus::NeedMore && pc->timer) {
-    event_free(pc->timer);
-    pc->timer = nullptr;
-  }
-  pc->done = pc->parser.status == ProxyStatus::Done;
-  return n;
+void proxy_conn_free(ProxyConn* pc) noexcept {
+  if (pc == nullptr) return;
+  proxy_conn_stop(pc);
+  delete pc;
 }
 
 int push_proxy_peer(lua_State* L, const ProxyConn* pc, evutil_socket_t fd) {
   const ProxyHeader* h = pc ? &pc->parser.header : nullptr;
-  if (pc && pc->done && !h->local && (h->family == AF_INET || h->family == AF_INET6)) {
+  if (pc && pc->parser.status == ProxyStatus::Done && !h->local && (h->family == AF_INET || h->family == AF_INET6)) {
     char ip[kIpLen];
     int port = 0;
     sockaddr_ip(reinterpret_cast<const sockaddr*>(&h->src), ip, sizeof ip, &port);
@@ -135,9 +158,12 @@ void push_proxy_info(lua_State* L, const ProxyConn* pc) {
   lua_setfield(L, -2, "tlvs");
 }
 
-bool proxy_source_trusted(const Options* o, const sockaddr* sa) noexcept {
-  if (!o->proxy_trusted_set) return true;
-  return proxy_trusted(sa, o->proxy_trusted, o->proxy_trusted_count);
+bool proxy_peer_trusted(const ProxyListen* pl, evutil_socket_t fd) noexcept {
+  if (!pl->trusted_set) return true;
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+  return proxy_trusted(reinterpret_cast<sockaddr*>(&ss), pl->trusted, pl->trusted_count);
 }
 
 }  // namespace lnet

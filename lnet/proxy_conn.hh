@@ -1,6 +1,9 @@
-// The PROXY protocol on a server connection: the parser, the header
-// deadline, and what Lua asks about it afterwards (peer, proxy_info). The
-// server keeps one per connection accepted with the proxy_protocol option.
+// The PROXY protocol on a server connection. The header is read before the
+// connection exists (before any TLS, before 'connected'), straight from the
+// accepted socket: peeked, fed to the parser, and only the header's bytes
+// taken off the socket, so that the stream that follows stays in the kernel
+// for the connection. Afterwards the parsed header answers peer() and
+// proxy_info().
 #pragma once
 
 #include "context.hh"
@@ -13,21 +16,34 @@ struct event;
 
 namespace lnet {
 
-struct ProxyConn {
-  ProxyParser parser;
-  event* timer = nullptr;  // the header deadline (proxy_header_timeout)
-  bool done = false;       // a valid header arrived: the connection is public
+enum class ProxyResult : uint8_t {
+  Done,     // a complete, valid header: make the connection
+  Invalid,  // not a valid header (parser.error says why)
+  Timeout,  // not complete within the header timeout
+  Closed,   // the peer closed or reset before the header was complete
 };
 
-// A new one for mode, its deadline armed: timeout(arg) runs from the loop
-// if the header is not complete within ms. Null when out of memory.
-ProxyConn* proxy_conn_new(Context* ctx, ProxyMode mode, int64_t ms, void (*timeout)(void* arg),
-                          void* arg) noexcept;
-void proxy_conn_free(ProxyConn* pc) noexcept;
+struct ProxyConn {
+  ProxyParser parser;
+  // While the header is read: the accepted socket (not owned), its read
+  // event and the deadline, and who to tell.
+  evutil_socket_t fd = -1;
+  event* rev = nullptr;
+  event* timer = nullptr;
+  void (*finish)(ProxyConn* pc, ProxyResult r) = nullptr;  // from the loop; may free pc
+  void* owner = nullptr;
+  ProxyConn* prev = nullptr;  // the owner's list of headers being read
+  ProxyConn* next = nullptr;
+};
 
-// Feeds bytes; returns how many were header. Once the parser is Done the
-// deadline is cancelled and pc->done set.
-size_t proxy_conn_feed(ProxyConn* pc, const char* data, size_t len) noexcept;
+// Starts reading the header on fd: finish runs exactly once, from the
+// loop, unless proxy_conn_free comes first. Null when out of memory.
+ProxyConn* proxy_conn_start(Context* ctx, evutil_socket_t fd, ProxyMode mode, int64_t timeout_ms,
+                            void (*finish)(ProxyConn*, ProxyResult), void* owner) noexcept;
+// Frees the events and the parser (never the socket).
+void proxy_conn_free(ProxyConn* pc) noexcept;
+// Stops reading (the header is complete): frees the events, keeps the header.
+void proxy_conn_stop(ProxyConn* pc) noexcept;
 
 // peer(): the client from the header (a PROXY command over TCP4/TCP6),
 // otherwise the socket's real peer. Pushes ip, port or nil, message.
@@ -37,7 +53,7 @@ int push_proxy_peer(lua_State* L, const ProxyConn* pc, evutil_socket_t fd);
 // dest_port, alpn, authority, unique_id, tlvs = {{type =, value =}, ...}}.
 void push_proxy_info(lua_State* L, const ProxyConn* pc);
 
-// Whether sa may send a header under o (proxy_trusted).
-bool proxy_source_trusted(const Options* o, const sockaddr* sa) noexcept;
+// Whether the peer of fd may send a header under pl (proxy_trusted).
+bool proxy_peer_trusted(const ProxyListen* pl, evutil_socket_t fd) noexcept;
 
 }  // namespace lnet

@@ -2,13 +2,11 @@
 // integer ids that are never reused.
 #include "address.hh"
 #include "conn.hh"
+#include "errors.hh"
 #include "objects.hh"
 #include "proxy_conn.hh"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -34,6 +32,7 @@ enum Pending : unsigned { kStart = 1, kStartedCb = 2, kFailedCb = 4, kFinish = 8
 enum class ListenState : uint8_t { Idle, Resolving, Listening };
 
 constexpr int kAcceptBackoffMs = 100;
+constexpr int kAcceptsPerEvent = 32;  // then other events get their turn
 
 struct Server final : ConnOwner {
   Context* ctx = nullptr;
@@ -42,27 +41,33 @@ struct Server final : ConnOwner {
   ListenState state = ListenState::Idle;
   Options opt;  // from the constructor
   Options cur;  // in force for the current listen()
+  ProxyListen proxy_opt;  // the PROXY protocol options, as opt and cur
+  ProxyListen proxy_cur;
   char host[256] = "";
   int port = 0;
   Lookup* lookup = nullptr;
-  evconnlistener* listener = nullptr;
-  event* backoff_ev = nullptr;
+  evutil_socket_t lfd = -1;      // the listening socket
+  event* accept_ev = nullptr;    // EV_READ|EV_PERSIST on lfd: on while accepting
+  event* backoff_ev = nullptr;   // made by listen(): accepting resumes after an error
   bool limit_paused = false;
   bool accept_error_reported = false;
   std::map<lua_Integer, Conn*> conns;  // every connection until its 'disconnected' fired
   size_t open = 0;                     // of which not yet closed
   lua_Integer last_id = 0;
+  lua_Integer ending_id = 0;  // whose 'disconnected' runs now
   uint64_t accepted = 0;
   uint64_t limit_pauses = 0;
   uint64_t ended_in = 0;   // bytes of connections that have ended
   uint64_t ended_out = 0;
-  // PROXY protocol: the state of each connection accepted with the option
-  // (hidden from Lua until its header is complete), and the refusals.
+  const char* code = nullptr;  // of msg
+  char msg[kEndpointLen + 128] = "";
+  // PROXY protocol: sockets whose header is being read (not connections
+  // yet), the parsed header of each connection, and the refusals.
+  ProxyConn* prefaces = nullptr;
   std::map<lua_Integer, ProxyConn*> proxied;
   uint64_t proxy_invalid = 0;
   uint64_t proxy_untrusted = 0;
   uint64_t proxy_timeout = 0;
-  char msg[kEndpointLen + 128] = "";
 
   void conn_connect_result(Conn*, int) noexcept override {}
   void conn_data(Conn* c, const char* data, size_t len) noexcept override;
@@ -81,35 +86,40 @@ void fire_conn(Server* srv, int slot, lua_Integer id, const char* text = nullptr
   fire(srv->ctx, &call);
 }
 
-void fire_server(Server* srv, int slot, const char* text = nullptr) {
+void fire_server(Server* srv, int slot, const char* text = nullptr, const char* code = nullptr) {
   Call call;
   call.key = srv;
   call.slot = slot;
   call.text = text;
   call.len = text ? std::strlen(text) : 0;
+  call.code = code;
   call.report = slot == kError;
   fire(srv->ctx, &call);
 }
 
 // Unanchors the server once nothing of it is active any more.
 void maybe_release(lua_State* L, Server* srv) noexcept {
-  if (srv->state == ListenState::Idle && srv->conns.empty() && !srv->defer.queued())
+  if (srv->state == ListenState::Idle && srv->conns.empty() && !srv->defer.queued() &&
+      srv->prefaces == nullptr)
     unanchor(L, srv->ctx, srv);
 }
 
+// Accepting is on while listening, below max_connections and not backing
+// off after an accept error.
 void update_accepting(Server* srv) noexcept {
-  if (!srv->listener) return;
+  if (!srv->accept_ev) return;
   bool full = srv->cur.max_connections > 0 &&
               srv->open >= static_cast<size_t>(srv->cur.max_connections);
   if (full && !srv->limit_paused) {
     srv->limit_paused = true;
     srv->limit_pauses++;
-    evconnlistener_disable(srv->listener);  // the kernel queues new ones
   } else if (!full && srv->limit_paused) {
     srv->limit_paused = false;
-    if (!srv->backoff_ev || !evtimer_pending(srv->backoff_ev, nullptr))
-      evconnlistener_enable(srv->listener);
   }
+  if (srv->limit_paused || evtimer_pending(srv->backoff_ev, nullptr))
+    event_del(srv->accept_ev);  // the kernel queues new ones
+  else
+    event_add(srv->accept_ev, nullptr);
 }
 
 void run_conn_deferred(Deferred* d);
@@ -124,8 +134,99 @@ void server_endpoint(const Server* srv, char* out, size_t n) noexcept {
     format_endpoint(out, n, srv->host, srv->port);
 }
 
-// --- PROXY protocol: a connection is hidden (no 'connected', unknown id)
-// until its header is complete and valid.
+// One accepted socket becomes a connection; 'connected' fires. pc: its
+// PROXY header, kept for peer() and proxy_info() (owned from here on when
+// true is returned). False when out of memory (the socket is closed).
+bool take(Server* srv, evutil_socket_t fd, ProxyConn* pc = nullptr) noexcept {
+  Conn* c = new (std::nothrow) Conn();
+  if (c == nullptr) {
+    evutil_closesocket(fd);
+    return false;
+  }
+  c->ctx = srv->ctx;
+  c->owner = srv;
+  c->defer.run = run_conn_deferred;
+  c->defer.owner = c;
+  conn_create(c, srv->cur);  // its own copy: a later listen() does not change it
+  if (!conn_attach(c, fd)) {
+    evutil_closesocket(fd);
+    delete c;
+    return false;
+  }
+  if (!conn_opened(c)) {
+    conn_release(c);  // closes fd
+    delete c;
+    return false;
+  }
+  c->id = ++srv->last_id;
+  try {
+    srv->conns.emplace(c->id, c);
+    if (pc) srv->proxied.emplace(c->id, pc);
+  } catch (...) {
+    srv->conns.erase(c->id);
+    conn_release(c);
+    delete c;
+    return false;
+  }
+  srv->open++;
+  srv->accepted++;
+  update_accepting(srv);
+  fire_conn(srv, kConnected, c->id);
+  return true;
+}
+
+// --- PROXY protocol: the header is read before the connection exists.
+
+void unlink_preface(Server* srv, ProxyConn* pc) noexcept {
+  if (pc->prev) pc->prev->next = pc->next; else srv->prefaces = pc->next;
+  if (pc->next) pc->next->prev = pc->prev;
+  pc->prev = pc->next = nullptr;
+}
+
+void on_preface(ProxyConn* pc, ProxyResult r) {
+  Server* srv = static_cast<Server*>(pc->owner);
+  evutil_socket_t fd = pc->fd;
+  unlink_preface(srv, pc);
+  proxy_conn_stop(pc);
+  if (r == ProxyResult::Done) {
+    if (!take(srv, fd, pc)) proxy_conn_free(pc);  // take closed fd
+  } else {
+    if (r == ProxyResult::Invalid) srv->proxy_invalid++;
+    if (r == ProxyResult::Timeout) srv->proxy_timeout++;
+    evutil_closesocket(fd);
+    proxy_conn_free(pc);
+  }
+  maybe_release(srv->ctx->L, srv);
+}
+
+// An accepted socket: a connection at once, or after its PROXY header.
+bool accept_one(Server* srv, evutil_socket_t fd) noexcept {
+  if (srv->proxy_cur.mode == ProxyMode::Off) return take(srv, fd);
+  if (!proxy_peer_trusted(&srv->proxy_cur, fd)) {
+    srv->proxy_untrusted++;
+    evutil_closesocket(fd);
+    return true;
+  }
+  ProxyConn* pc = proxy_conn_start(srv->ctx, fd, srv->proxy_cur.mode,
+                                   srv->proxy_cur.header_timeout_ms, on_preface, srv);
+  if (pc == nullptr) {
+    evutil_closesocket(fd);
+    return false;
+  }
+  pc->next = srv->prefaces;
+  if (pc->next) pc->next->prev = pc;
+  srv->prefaces = pc;
+  return true;
+}
+
+// Drops every socket whose header is still awaited (stop, close, gc).
+void drop_prefaces(Server* srv) noexcept {
+  while (ProxyConn* pc = srv->prefaces) {
+    unlink_preface(srv, pc);
+    evutil_closesocket(pc->fd);
+    proxy_conn_free(pc);
+  }
+}
 
 ProxyConn* find_proxy(const Server* srv, lua_Integer id) noexcept {
   if (srv->proxied.empty()) return nullptr;
@@ -133,134 +234,63 @@ ProxyConn* find_proxy(const Server* srv, lua_Integer id) noexcept {
   return it == srv->proxied.end() ? nullptr : it->second;
 }
 
-bool hidden(const Server* srv, lua_Integer id) noexcept {
-  const ProxyConn* pc = find_proxy(srv, id);
-  return pc != nullptr && !pc->done;
-}
-
-void on_proxy_timeout(void* arg) {
-  Conn* c = static_cast<Conn*>(arg);
-  Server* srv = static_cast<Server*>(c->owner);
-  srv->proxy_timeout++;
-  conn_close(c, EndKind::Error, ETIMEDOUT);
-}
-
-bool proxy_begin(Server* srv, Conn* c) noexcept {
-  ProxyConn* pc = proxy_conn_new(srv->ctx, srv->cur.proxy_protocol,
-                                 srv->cur.proxy_header_timeout_ms, on_proxy_timeout, c);
-  if (pc == nullptr) return false;
-  try {
-    srv->proxied.emplace(c->id, pc);
-  } catch (...) {
-    proxy_conn_free(pc);
-    return false;
-  }
-  return true;
-}
-
-// Bytes of a connection whose header is not complete: true when the
-// connection became public ('connected' fired) and *data, *len hold what
-// followed the header; false when there is nothing more to do.
-bool proxy_data(Server* srv, Conn* c, ProxyConn* pc, const char** data, size_t* len) noexcept {
-  size_t n = proxy_conn_feed(pc, *data, *len);
-  if (pc->parser.status == ProxyStatus::Invalid) {
-    srv->proxy_invalid++;
-    conn_close(c, EndKind::Error, EPROTO);
-    return false;
-  }
-  if (!pc->done) return false;
-  fire_conn(srv, kConnected, c->id);
-  *data += n;
-  *len -= n;
-  return *len > 0 && c->state == ConnState::Open;
-}
-
-void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int, void* arg) {
-  Server* srv = static_cast<Server*>(arg);
-  srv->accept_error_reported = false;
-  if (srv->cur.proxy_protocol != ProxyMode::Off && !proxy_source_trusted(&srv->cur, sa)) {
-    srv->accepted++;
-    srv->proxy_untrusted++;
-    evutil_closesocket(fd);
-    return;
-  }
-  Conn* c = new (std::nothrow) Conn();
-  if (c == nullptr) {
-    evutil_closesocket(fd);
-    return;
-  }
-  c->ctx = srv->ctx;
-  c->owner = srv;
-  c->opt = &srv->cur;
-  c->defer.run = run_conn_deferred;
-  c->defer.owner = c;
-  conn_create(c, fd);
-  if (!conn_opened(c)) {
-    conn_release(c);  // closes fd
-    delete c;
-    return;
-  }
-  c->id = ++srv->last_id;
-  try {
-    srv->conns.emplace(c->id, c);
-  } catch (...) {
-    conn_release(c);
-    delete c;
-    return;
-  }
-  srv->open++;
-  srv->accepted++;
-  update_accepting(srv);
-  if (srv->cur.proxy_protocol != ProxyMode::Off) {
-    if (!proxy_begin(srv, c)) conn_close(c, EndKind::Error, ENOMEM);
-    return;  // 'connected' waits for the header
-  }
-  fire_conn(srv, kConnected, c->id);
-}
-
-void on_backoff(evutil_socket_t, short, void* arg) {
-  Server* srv = static_cast<Server*>(arg);
-  if (srv->listener && !srv->limit_paused) evconnlistener_enable(srv->listener);
-}
-
-void on_accept_error(evconnlistener* lev, void* arg) {
-  Server* srv = static_cast<Server*>(arg);
-  int err = EVUTIL_SOCKET_ERROR();
-  // Out of descriptors and the like: pause accepting, retry later, and say
-  // so once per streak instead of spinning.
-  evconnlistener_disable(lev);
-  if (!srv->backoff_ev) srv->backoff_ev = event_new(srv->ctx->base, -1, 0, on_backoff, srv);
-  if (srv->backoff_ev) {
-    timeval tv = ms_timeval(kAcceptBackoffMs);
-    event_add(srv->backoff_ev, &tv);
-  }
+// Out of descriptors, memory and the like: pause accepting, retry after a
+// back-off, and say so once per streak instead of spinning.
+void accept_failed(Server* srv, int err) noexcept {
+  event_del(srv->accept_ev);
+  timeval tv = ms_timeval(kAcceptBackoffMs);
+  event_add(srv->backoff_ev, &tv);
   if (srv->accept_error_reported) return;
   srv->accept_error_reported = true;
   char endpoint[kEndpointLen];
   server_endpoint(srv, endpoint, sizeof endpoint);
   std::snprintf(srv->msg, sizeof srv->msg, "accept on %s failed: %s", endpoint,
                 evutil_socket_error_to_string(err));
-  fire_server(srv, kError, srv->msg);
+  fire_server(srv, kError, srv->msg, errno_code(err));
+}
+
+void on_accept(evutil_socket_t lfd, short, void* arg) {
+  Server* srv = static_cast<Server*>(arg);
+  for (int i = 0; i < kAcceptsPerEvent; i++) {
+    // A callback raised or stopped the loop: the rest wait in the kernel.
+    if (halted(srv->ctx) || srv->state != ListenState::Listening || srv->limit_paused) return;
+    int fd = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+      accept_failed(srv, err);
+      return;
+    }
+    if (!accept_one(srv, fd)) {
+      accept_failed(srv, ENOMEM);
+      return;
+    }
+    srv->accept_error_reported = false;
+  }
+}
+
+void on_backoff(evutil_socket_t, short, void* arg) {
+  update_accepting(static_cast<Server*>(arg));
 }
 
 // 'error' follows from the loop; why is a strerror or resolver text.
-void fail(Server* srv, const char* why) noexcept {
+void fail(Server* srv, const char* why, const char* code) noexcept {
   char endpoint[kEndpointLen];
   server_endpoint(srv, endpoint, sizeof endpoint);
   std::snprintf(srv->msg, sizeof srv->msg, "listen on %s failed: %s", endpoint, why);
+  srv->code = code;
   srv->state = ListenState::Idle;
   srv->pending |= kFailedCb;
   defer(srv->ctx, &srv->defer);
 }
 
-// Listens on fd (already listening); 'started' follows from the loop. False
+// Accepts on fd (already listening); 'started' follows from the loop. False
 // when out of memory (fd is then left open).
-bool start_listener(Server* srv, int fd) noexcept {
-  // Backlog 0: the socket is already listening.
-  srv->listener = evconnlistener_new(srv->ctx->base, on_accept, srv,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-  if (!srv->listener) return false;
-  evconnlistener_set_error_cb(srv->listener, on_accept_error);
+bool start_listener(Server* srv, evutil_socket_t fd) noexcept {
+  srv->accept_ev = event_new(srv->ctx->base, fd, EV_READ | EV_PERSIST, on_accept, srv);
+  if (!srv->accept_ev) return false;
+  srv->lfd = fd;
   // Messages and tostring name the real port after listen(host, 0).
   sockaddr_storage ss;
   socklen_t len = sizeof ss;
@@ -295,12 +325,13 @@ void bind_addresses(Server* srv, evutil_addrinfo* list) noexcept {
       continue;
     }
     if (!start_listener(srv, fd)) {
+      ::close(fd);
       err = ENOMEM;
       break;
     }
     return;
   }
-  fail(srv, evutil_socket_error_to_string(err));
+  fail(srv, evutil_socket_error_to_string(err), errno_code(err));
 }
 
 // listen("fd:N"): adopts an inherited listening socket (systemd socket
@@ -310,25 +341,26 @@ void adopt_fd(Server* srv) noexcept {
   char* end = nullptr;
   long fd = std::strtol(srv->host + 3, &end, 10);
   if (end == srv->host + 3 || *end != '\0' || fd < 0 || fd > INT32_MAX) {
-    fail(srv, "not a file descriptor number");
+    fail(srv, "not a file descriptor number", errno_code(EINVAL));
     return;
   }
   int type = 0, listening = 0;
   socklen_t len = sizeof type;
   if (getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
-    fail(srv, std::strerror(errno));
+    int err = errno;
+    fail(srv, std::strerror(err), errno_code(err));
     return;
   }
   len = sizeof listening;
   if (type != SOCK_STREAM ||
       getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 ||
       !listening) {
-    fail(srv, "not a listening stream socket");
+    fail(srv, "not a listening stream socket", errno_code(ENOTSOCK));
     return;
   }
   evutil_make_socket_nonblocking(static_cast<int>(fd));
   evutil_make_socket_closeonexec(static_cast<int>(fd));
-  if (!start_listener(srv, static_cast<int>(fd))) fail(srv, std::strerror(ENOMEM));
+  if (!start_listener(srv, static_cast<int>(fd))) fail(srv, std::strerror(ENOMEM), errno_code(ENOMEM));
 }
 
 void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
@@ -336,7 +368,7 @@ void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
   srv->lookup = nullptr;
   if (err != 0) {
     if (ai) evutil_freeaddrinfo(ai);
-    fail(srv, evutil_gai_strerror(err));
+    fail(srv, evutil_gai_strerror(err), eai_code(err));
     return;
   }
   bind_addresses(srv, ai);
@@ -368,41 +400,43 @@ void run_deferred(Deferred* d) {
     Lookup* lk = lookup_start(srv->ctx, srv->host, srv->port, true, on_lookup, srv);
     if (lk) srv->lookup = lk;
   }
-  if (p & kFailedCb) fire_server(srv, kError, srv->msg);
+  if (p & kFailedCb) fire_server(srv, kError, srv->msg, srv->code);
   if ((p & kStartedCb) && srv->state == ListenState::Listening) fire_server(srv, kStarted);
   maybe_release(srv->ctx->L, srv);
 }
 
-// A connection's end, from the loop: 'disconnected' fires, the id is gone.
+// A connection's end, from the loop: 'disconnected' fires (stats(id) still
+// answers inside it), then the id is gone.
 void run_conn_deferred(Deferred* d) {
   Conn* c = static_cast<Conn*>(d->owner);
   Server* srv = static_cast<Server*>(c->owner);
   Context* ctx = srv->ctx;
-  srv->conns.erase(c->id);
-  lua_Integer id = c->id;
-  bool was_hidden = hidden(srv, id);  // never 'connected': no 'disconnected'
-  if (ProxyConn* pc = find_proxy(srv, id)) {
-    srv->proxied.erase(id);
-    proxy_conn_free(pc);
-  }
-  const char* reason = c->end == EndKind::Orderly ? nullptr : c->reason;
   Call call;
   call.key = srv;
   call.slot = kDisconnected;
-  call.id = id;
-  call.text = reason;
-  call.len = reason ? std::strlen(reason) : 0;
-  if (!was_hidden) fire(ctx, &call);
+  call.id = c->id;
+  if (c->end != EndKind::Orderly) {
+    call.text = conn_end_reason(c);
+    call.len = std::strlen(call.text);
+    call.code = conn_end_code(c);
+  }
+  srv->ending_id = c->id;
+  fire(ctx, &call);
+  srv->ending_id = 0;
+  // Moved to the totals and erased together: totals never go down.
   srv->ended_in += c->bytes_in;
-  srv->ended_out += conn_bytes_out(c);
+  srv->ended_out += c->bytes_out;
+  if (ProxyConn* pc = find_proxy(srv, c->id)) {
+    srv->proxied.erase(c->id);
+    proxy_conn_free(pc);
+  }
+  srv->conns.erase(c->id);
   conn_release(c);
   delete c;
   maybe_release(ctx->L, srv);
 }
 
 void Server::conn_data(Conn* c, const char* data, size_t len) noexcept {
-  if (ProxyConn* pc = find_proxy(this, c->id); pc && !pc->done)
-    if (!proxy_data(this, c, pc, &data, &len)) return;
   Call call;
   call.key = this;
   call.slot = kData;
@@ -414,9 +448,7 @@ void Server::conn_data(Conn* c, const char* data, size_t len) noexcept {
 
 void Server::conn_drain(Conn* c) noexcept { fire_conn(this, kDrain, c->id); }
 
-void Server::conn_end(Conn* c) noexcept {
-  if (!hidden(this, c->id)) fire_conn(this, kEnd, c->id);
-}
+void Server::conn_end(Conn* c) noexcept { fire_conn(this, kEnd, c->id); }
 
 void Server::conn_closed(Conn* c) noexcept {
   open--;
@@ -430,13 +462,22 @@ Server* check_server(lua_State* L) {
   return static_cast<Server*>(luaL_checkudata(L, 1, kTypeName));
 }
 
-// The connection for argument 2, or null after pushing nil, message.
-Conn* check_conn(lua_State* L, Server* srv) {
+// Which ended connections a method still sees (their 'disconnected' has not
+// finished): none; the one whose 'disconnected' runs (stats); all (send:
+// "connection is closing").
+enum class Ended { None, Firing, All };
+
+// The connection for argument 2, or null after pushing nil, message, code.
+Conn* check_conn(lua_State* L, Server* srv, Ended ended = Ended::None) {
   lua_Integer id = luaL_checkinteger(L, 2);
   auto it = srv->conns.find(id);
-  if (it == srv->conns.end() || it->second->state == ConnState::Closed || hidden(srv, id)) {
+  bool seen = it != srv->conns.end() &&
+              (it->second->state != ConnState::Closed || ended == Ended::All ||
+               (ended == Ended::Firing && id == srv->ending_id));
+  if (!seen) {
     lua_pushnil(L);
     lua_pushfstring(L, "unknown client id %I", id);
+    lua_pushliteral(L, "ENOTCONN");
     return nullptr;
   }
   return it->second;
@@ -445,7 +486,10 @@ Conn* check_conn(lua_State* L, Server* srv) {
 int server_new(lua_State* L) {
   Context* ctx = upvalue_context(L);
   Options opt;
+  ProxyListen pl;
+  opt.proxy_listen = &pl;
   parse_options(L, 1, 1, &opt);
+  opt.proxy_listen = nullptr;
   Server* srv = new (lua_newuserdatauv(L, sizeof(Server), kSlots)) Server();
   luaL_setmetatable(L, kTypeName);
   srv->ctx = ctx;
@@ -453,6 +497,8 @@ int server_new(lua_State* L) {
   srv->defer.owner = srv;
   srv->opt = opt;
   srv->cur = opt;
+  srv->proxy_opt = pl;
+  srv->proxy_cur = pl;
   return 1;
 }
 
@@ -463,14 +509,23 @@ int server_listen(lua_State* L) {
   // An inherited socket ("fd:N") has its own port: nil or 0 here.
   int port = is_fd_host(host) && lua_isnoneornil(L, 3) ? 0 : check_port(L, 3);
   Options cur = srv->opt;
+  ProxyListen pl = srv->proxy_opt;
+  cur.proxy_listen = &pl;
   parse_options(L, 5, 5, &cur);
+  cur.proxy_listen = nullptr;
   if (srv->state != ListenState::Idle) return luaL_error(L, "listen: server is already listening");
+  if (srv->backoff_ev == nullptr) {
+    // Made here, where raising is allowed: the accept back-off never silently goes.
+    srv->backoff_ev = event_new(srv->ctx->base, -1, 0, on_backoff, srv);
+    if (srv->backoff_ev == nullptr) return luaL_error(L, "listen: out of memory");
+  }
   set_callbacks(L, 1, 4, kCallbackNames);
   anchor(L, srv->ctx, srv, 1);  // the last call that may raise
   std::memcpy(srv->host, host, hlen);
   srv->host[hlen] = '\0';
   srv->port = port;
   srv->cur = cur;
+  srv->proxy_cur = pl;
   srv->state = ListenState::Resolving;
   if (is_fd_host(srv->host)) {
     adopt_fd(srv);
@@ -486,8 +541,8 @@ int server_send(lua_State* L) {
   Server* srv = check_server(L);
   size_t len = 0;
   const char* data = luaL_checklstring(L, 3, &len);
-  Conn* c = check_conn(L, srv);
-  if (!c) return 2;
+  Conn* c = check_conn(L, srv, Ended::All);
+  if (!c) return 3;
   return push_send_result(L, conn_send(c, data, len));
 }
 
@@ -498,7 +553,7 @@ template <void (*Op)(Conn*) noexcept>
 int server_conn_op(lua_State* L) {
   Server* srv = check_server(L);
   Conn* c = check_conn(L, srv);
-  if (!c) return 2;
+  if (!c) return 3;
   Op(c);
   lua_pushboolean(L, 1);
   return 1;
@@ -507,8 +562,10 @@ int server_conn_op(lua_State* L) {
 void close_listener(Server* srv) noexcept {
   if (srv->lookup) lookup_cancel(srv->ctx, srv->lookup);
   srv->lookup = nullptr;
-  if (srv->listener) evconnlistener_free(srv->listener);
-  srv->listener = nullptr;
+  if (srv->accept_ev) event_free(srv->accept_ev);
+  srv->accept_ev = nullptr;
+  if (srv->lfd >= 0) evutil_closesocket(srv->lfd);
+  srv->lfd = -1;
   if (srv->backoff_ev) event_del(srv->backoff_ev);
   srv->state = ListenState::Idle;
   srv->pending = 0;  // after stop() only 'disconnected' callbacks fire
@@ -517,6 +574,7 @@ void close_listener(Server* srv) noexcept {
 int server_stop(lua_State* L) {
   Server* srv = check_server(L);
   close_listener(srv);
+  drop_prefaces(srv);
   // Graceful for every client; each 'disconnected' comes from the loop.
   for (auto it = srv->conns.begin(); it != srv->conns.end();) {
     Conn* c = it->second;
@@ -538,12 +596,12 @@ int server_stop_accepting(lua_State* L) {
 
 int server_address(lua_State* L) {
   Server* srv = check_server(L);
-  if (!srv->listener) {
+  if (srv->lfd < 0) {
     lua_pushnil(L);
     lua_pushliteral(L, "not listening");
     return 2;
   }
-  return push_socket_address(L, evconnlistener_get_fd(srv->listener), false);
+  return push_socket_address(L, srv->lfd, false);
 }
 
 int server_clients(lua_State* L) {
@@ -551,7 +609,7 @@ int server_clients(lua_State* L) {
   lua_createtable(L, static_cast<int>(srv->open), 0);
   lua_Integer n = 0;
   for (const auto& [id, c] : srv->conns)  // ascending ids
-    if (c->state != ConnState::Closed && !hidden(srv, id)) {
+    if (c->state != ConnState::Closed) {
       lua_pushinteger(L, id);
       lua_rawseti(L, -2, ++n);
     }
@@ -562,23 +620,23 @@ int server_clients(lua_State* L) {
 int server_peer(lua_State* L) {
   Server* srv = check_server(L);
   Conn* c = check_conn(L, srv);
-  if (!c) return 2;
-  return push_proxy_peer(L, find_proxy(srv, c->id), conn_fd(c));
+  if (!c) return 3;
+  return push_proxy_peer(L, find_proxy(srv, c->id), c->fd);
 }
 
 // The socket's own peer (with the PROXY protocol: the proxy).
 int server_transport_peer(lua_State* L) {
   Server* srv = check_server(L);
   Conn* c = check_conn(L, srv);
-  if (!c) return 2;
-  return push_socket_address(L, conn_fd(c), true);
+  if (!c) return 3;
+  return push_socket_address(L, c->fd, true);
 }
 
 // What the PROXY header said; nil for a connection without one.
 int server_proxy_info(lua_State* L) {
   Server* srv = check_server(L);
   Conn* c = check_conn(L, srv);
-  if (!c) return 2;
+  if (!c) return 3;
   const ProxyConn* pc = find_proxy(srv, c->id);
   if (pc == nullptr) {
     lua_pushnil(L);
@@ -591,22 +649,22 @@ int server_proxy_info(lua_State* L) {
 int server_sockname(lua_State* L) {
   Server* srv = check_server(L);
   Conn* c = check_conn(L, srv);
-  if (!c) return 2;
-  return push_socket_address(L, conn_fd(c), false);
+  if (!c) return 3;
+  return push_socket_address(L, c->fd, false);
 }
 
 int server_stats(lua_State* L) {
   Server* srv = check_server(L);
   if (!lua_isnoneornil(L, 2)) {
-    Conn* c = check_conn(L, srv);
-    if (!c) return 2;
+    Conn* c = check_conn(L, srv, Ended::Firing);
+    if (!c) return 3;
     push_conn_stats(L, c);
     return 1;
   }
   uint64_t in = srv->ended_in, out = srv->ended_out, queued = 0;
   for (const auto& [id, c] : srv->conns) {
     in += c->bytes_in;
-    out += conn_bytes_out(c);
+    out += c->bytes_out;
     queued += conn_queued(c);
   }
   lua_createtable(L, 0, 6);
@@ -642,6 +700,7 @@ int server_gc(lua_State* L) {
     delete c;
   }
   srv->conns.clear();  // an empty std::map owns no memory: no destructor needed
+  drop_prefaces(srv);
   for (auto& [id, pc] : srv->proxied) proxy_conn_free(pc);
   srv->proxied.clear();
   return 0;
@@ -650,6 +709,7 @@ int server_gc(lua_State* L) {
 int server_close_all(lua_State* L) {  // __close: stop at once
   Server* srv = check_server(L);
   close_listener(srv);
+  drop_prefaces(srv);
   for (auto it = srv->conns.begin(); it != srv->conns.end();) {
     Conn* c = it->second;
     ++it;
