@@ -14,10 +14,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -79,18 +79,21 @@ Answer ask(uint16_t port) {
     a.raw = e.what();
     return a;
   }
-  static const std::regex re(
-      "client (\\S+) (\\d+) via (\\S+) (\\d+) v(\\d) (\\w+) server (\\w+) worker \\d+/\\d+");
-  std::smatch m;
-  if (!std::regex_match(a.raw, m, re)) return a;
+  // "client IP PORT via IP PORT vN COMMAND server NAME worker I/N"
+  std::istringstream in(a.raw);
+  std::string w[12];
+  for (std::string& x : w) in >> x;
+  if (w[0] != "client" || w[3] != "via" || w[6].size() != 2 || w[6][0] != 'v' || w[8] != "server" ||
+      w[10] != "worker")
+    return a;
   a.ok = true;
-  a.client_ip = m[1];
-  a.client_port = std::stoi(m[2]);
-  a.via_ip = m[3];
-  a.via_port = std::stoi(m[4]);
-  a.version = m[5];
-  a.command = m[6];
-  a.server = m[7];
+  a.client_ip = w[1];
+  a.client_port = std::atoi(w[2].c_str());
+  a.via_ip = w[4];
+  a.via_port = std::atoi(w[5].c_str());
+  a.version = w[6].substr(1);
+  a.command = w[7];
+  a.server = w[9];
   return a;
 }
 

@@ -12,11 +12,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,11 +59,11 @@ std::string ask(uint16_t port, const std::string& request = "", milliseconds tim
 // The pid of worker i from the supervisor's "started worker i (pid P)" lines
 // (the latest one when it was restarted).
 std::optional<pid_t> worker_pid(Child& c, int i) {
-  std::regex re("started worker " + std::to_string(i) + " \\(pid ([0-9]+)\\)");
+  const std::string needle = "started worker " + std::to_string(i) + " (pid ";
   std::optional<pid_t> pid;
   const std::string& err = c.err();
-  for (auto it = std::sregex_iterator(err.begin(), err.end(), re); it != std::sregex_iterator(); ++it)
-    pid = static_cast<pid_t>(std::stol((*it)[1]));
+  for (size_t pos = err.find(needle); pos != std::string::npos; pos = err.find(needle, pos + 1))
+    pid = static_cast<pid_t>(std::atol(err.c_str() + pos + needle.size()));
   return pid;
 }
 
