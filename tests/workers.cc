@@ -130,6 +130,11 @@ BOOST_AUTO_TEST_CASE(killed_worker_is_restarted, *boost::unit_test::timeout(120)
   BOOST_CHECK_GT(seen["1/2\n"], 0);  // the new worker 1 answers
   BOOST_CHECK_GT(seen["2/2\n"], 0);
   BOOST_CHECK_EQUAL(seen["1/2\n"] + seen["2/2\n"], 400);
+  // Killed again soon after: the back-off has doubled.
+  BOOST_REQUIRE_EQUAL(::kill(*fresh, SIGKILL), 0);
+  BOOST_CHECK_MESSAGE(c->wait_for("restarting it in 200 ms", seconds(10), 1, lnet_test::Stream::err),
+                      c->describe());
+  BOOST_CHECK_MESSAGE(c->wait_for("listening 1/2", seconds(10), 3), c->describe());
   c->terminate(SIGTERM);
   auto st = c->wait_exit(seconds(20));
   BOOST_REQUIRE(st);
@@ -206,6 +211,23 @@ srv:listen("127.0.0.1", tonumber(arg[1]), {
   BOOST_CHECK_EQUAL(*st, 0);
   BOOST_CHECK_MESSAGE(c->err().find("stopping the workers") != std::string::npos, c->describe());
   BOOST_CHECK(c->err().find("restarting") == std::string::npos);
+  for (int i : {1, 2}) {
+    auto pid = worker_pid(*c, i);
+    BOOST_REQUIRE(pid);
+    BOOST_CHECK_MESSAGE(!alive(*pid), "worker " << i << " still runs");
+  }
+}
+
+// SIGINT (a terminal's Ctrl-C) to the supervisor alone: forwarded, graceful, status 0.
+BOOST_AUTO_TEST_CASE(sigint_stops_the_workers, *boost::unit_test::timeout(60)) {
+  TempDir dir;
+  uint16_t port = lnet_test::closed_port();
+  auto c = start_workers(dir, kIndexServer, port, {"--workers", "2"});
+  BOOST_REQUIRE_EQUAL(::kill(c->pid(), SIGINT), 0);
+  auto st = c->wait_exit(seconds(20));
+  BOOST_REQUIRE_MESSAGE(st, c->describe());
+  BOOST_CHECK_EQUAL(*st, 0);
+  BOOST_CHECK_MESSAGE(c->err().find("stopping the workers (Interrupt)") != std::string::npos, c->describe());
   for (int i : {1, 2}) {
     auto pid = worker_pid(*c, i);
     BOOST_REQUIRE(pid);
