@@ -158,12 +158,14 @@ void push_proxy_info(lua_State* L, const ProxyConn* pc) {
   lua_setfield(L, -2, "tlvs");
 }
 
-bool proxy_peer_trusted(const ProxyListen* pl, evutil_socket_t fd) noexcept {
-  if (!pl->trusted_set) return true;
+ProxyPeer proxy_peer_trusted(const ProxyListen* pl, evutil_socket_t fd) noexcept {
+  if (!pl->trusted_set) return ProxyPeer::Trusted;
   sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
-  return proxy_trusted(reinterpret_cast<sockaddr*>(&ss), pl->trusted, pl->trusted_count);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return ProxyPeer::Gone;
+  return proxy_trusted(reinterpret_cast<sockaddr*>(&ss), pl->trusted, pl->trusted_count)
+             ? ProxyPeer::Trusted
+             : ProxyPeer::Untrusted;
 }
 
 }  // namespace lnet

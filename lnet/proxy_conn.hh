@@ -53,7 +53,9 @@ int push_proxy_peer(lua_State* L, const ProxyConn* pc, evutil_socket_t fd);
 // dest_port, alpn, authority, unique_id, tlvs = {{type =, value =}, ...}}.
 void push_proxy_info(lua_State* L, const ProxyConn* pc);
 
-// Whether the peer of fd may send a header under pl (proxy_trusted).
-bool proxy_peer_trusted(const ProxyListen* pl, evutil_socket_t fd) noexcept;
+// Whether the peer of fd may send a header under pl (proxy_trusted); Gone
+// when it has already reset (health checks do that right after connecting).
+enum class ProxyPeer : uint8_t { Trusted, Untrusted, Gone };
+ProxyPeer proxy_peer_trusted(const ProxyListen* pl, evutil_socket_t fd) noexcept;
 
 }  // namespace lnet

@@ -202,8 +202,9 @@ void on_preface(ProxyConn* pc, ProxyResult r) {
 // An accepted socket: a connection at once, or after its PROXY header.
 bool accept_one(Server* srv, evutil_socket_t fd) noexcept {
   if (srv->proxy_cur.mode == ProxyMode::Off) return take(srv, fd);
-  if (!proxy_peer_trusted(&srv->proxy_cur, fd)) {
-    srv->proxy_untrusted++;
+  ProxyPeer peer = proxy_peer_trusted(&srv->proxy_cur, fd);
+  if (peer != ProxyPeer::Trusted) {
+    if (peer == ProxyPeer::Untrusted) srv->proxy_untrusted++;
     evutil_closesocket(fd);
     return true;
   }
