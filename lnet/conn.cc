@@ -101,11 +101,8 @@ void finish_closing(Conn* c) noexcept {
       conn_close(c, EndKind::Error, c->err);
       return;
     case Discard::Pending:
-      if (c->opt.linger_timeout_ms > 0) {
-        c->last_write = now_ms();  // the linger clock runs from our FIN
-        return;                    // on_eof or on_linger ends it
-      }
-      break;
+      c->last_write = now_ms();  // the linger clock runs from our FIN
+      return;                    // on_eof (or on_linger) ends it
     default:
       break;
   }
