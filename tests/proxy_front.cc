@@ -36,6 +36,13 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 namespace utf = boost::unit_test;
 
+// A free loopback port for a server another process binds (reuseport
+// workers, HAProxy, nginx): bound, then released at once.
+uint16_t free_port() {
+  Fd fd = lnet_test::listen_loopback(0);
+  return lnet_test::local_port(fd.get());
+}
+
 std::string deploy(const std::string& name) { return lnet_test::source_path("examples/deploy/" + name); }
 
 std::string addr(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
@@ -155,7 +162,7 @@ BOOST_AUTO_TEST_CASE(lua_server_and_client, *utf::timeout(120)) {
 }
 
 BOOST_AUTO_TEST_CASE(haproxy_in_front, *utf::timeout(180) * utf::precondition(have_haproxy)) {
-  uint16_t p1 = lnet_test::closed_port(), p2 = lnet_test::closed_port(), lb = lnet_test::closed_port();
+  uint16_t p1 = free_port(), p2 = free_port(), lb = free_port();
   auto one = backend(p1, "one");
   auto two = backend(p2, "two");
   Child haproxy({"haproxy", "-db", "-f", deploy("haproxy.cfg")},
@@ -192,7 +199,7 @@ BOOST_AUTO_TEST_CASE(haproxy_in_front, *utf::timeout(180) * utf::precondition(ha
 }
 
 BOOST_AUTO_TEST_CASE(nginx_stream_in_front, *utf::timeout(180) * utf::precondition(have_nginx_stream)) {
-  uint16_t p1 = lnet_test::closed_port(), p2 = lnet_test::closed_port(), lb = lnet_test::closed_port();
+  uint16_t p1 = free_port(), p2 = free_port(), lb = free_port();
   auto one = backend(p1, "one");
   auto two = backend(p2, "two");
   TempDir dir;
@@ -228,7 +235,7 @@ BOOST_AUTO_TEST_CASE(nginx_stream_in_front, *utf::timeout(180) * utf::preconditi
 // lnet's own examples as the front end: lb.lua --send-proxy=2 (its health
 // probes send LOCAL headers) and proxy.lua forward --send-proxy=1.
 BOOST_AUTO_TEST_CASE(lnet_examples_send_proxy, *utf::timeout(120)) {
-  uint16_t p1 = lnet_test::closed_port();
+  uint16_t p1 = free_port();
   auto one = backend(p1, "one");
   auto lb = lnet_test::lnet({lnet_test::source_path("examples/lb.lua"), "--send-proxy=2",
                              "--interval=100", "0", addr(p1)},

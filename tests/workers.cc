@@ -33,6 +33,13 @@ using lnet_test::TempDir;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
+// A free loopback port for a server another process binds (reuseport
+// workers, HAProxy, nginx): bound, then released at once.
+uint16_t free_port() {
+  Fd fd = lnet_test::listen_loopback(0);
+  return lnet_test::local_port(fd.get());
+}
+
 // Each connection gets "<index>/<count>\n", then the server closes it.
 const char* kIndexServer = R"lua(
 local i, n = net.worker()
@@ -87,7 +94,7 @@ std::unique_ptr<Child> start_workers(TempDir& dir, const std::string& script_tex
 
 BOOST_AUTO_TEST_CASE(connections_spread_over_two_workers, *boost::unit_test::timeout(120)) {
   TempDir dir;
-  uint16_t port = lnet_test::closed_port();
+  uint16_t port = free_port();
   auto c = start_workers(dir, kIndexServer, port, {"--workers", "2"});
   BOOST_CHECK(c->out().find("listening 1/2") != std::string::npos);
   BOOST_CHECK(c->out().find("listening 2/2") != std::string::npos);
@@ -106,7 +113,7 @@ BOOST_AUTO_TEST_CASE(connections_spread_over_two_workers, *boost::unit_test::tim
 
 BOOST_AUTO_TEST_CASE(killed_worker_is_restarted, *boost::unit_test::timeout(120)) {
   TempDir dir;
-  uint16_t port = lnet_test::closed_port();
+  uint16_t port = free_port();
   auto c = start_workers(dir, kIndexServer, port, {"--workers", "2"});
   auto victim = worker_pid(*c, 1);
   BOOST_REQUIRE_MESSAGE(victim, c->describe());
@@ -172,7 +179,7 @@ srv:listen("127.0.0.1", tonumber(arg[1]), {
 })
 )lua";
   TempDir dir;
-  uint16_t port = lnet_test::closed_port();
+  uint16_t port = free_port();
   auto c = start_workers(dir, script, port, {"--workers", "2", "--grace", "2500"});
   std::vector<Fd> conns;
   for (int k = 0; k < 8; k++) {
@@ -221,7 +228,7 @@ srv:listen("127.0.0.1", tonumber(arg[1]), {
 // SIGINT (a terminal's Ctrl-C) to the supervisor alone: forwarded, graceful, status 0.
 BOOST_AUTO_TEST_CASE(sigint_stops_the_workers, *boost::unit_test::timeout(60)) {
   TempDir dir;
-  uint16_t port = lnet_test::closed_port();
+  uint16_t port = free_port();
   auto c = start_workers(dir, kIndexServer, port, {"--workers", "2"});
   BOOST_REQUIRE_EQUAL(::kill(c->pid(), SIGINT), 0);
   auto st = c->wait_exit(seconds(20));
