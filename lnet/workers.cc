@@ -293,6 +293,7 @@ struct Hook {
   Context* ctx = nullptr;
   event* ev[2] = {nullptr, nullptr};
   int sig[2] = {SIGTERM, SIGINT};
+  bool stopping = false;  // a signal came: the worker is on its way out
 };
 
 struct HookCall {
@@ -311,6 +312,7 @@ int hook_body(lua_State* L) {
 
 void on_signal(evutil_socket_t sig, short, void* arg) {
   Hook* hook = static_cast<Hook*>(arg);
+  hook->stopping = true;
   if (hook->ctx->L == nullptr) return;  // not inside net.loop(): nothing to call
   HookCall hc{hook, static_cast<int>(sig)};
   dispatch(hook->ctx, hook_body, &hc);
@@ -319,8 +321,17 @@ void on_signal(evutil_socket_t sig, short, void* arg) {
 int hook_gc(lua_State* L) {
   Hook* hook = static_cast<Hook*>(luaL_checkudata(L, 1, kHookName));
   for (event*& ev : hook->ev) {
-    if (ev) event_free(ev);
+    if (ev) event_free(ev);  // restores the default disposition
     ev = nullptr;
+  }
+  // A worker on its way out may get the same signal again (the supervisor
+  // forwards it, and `kill -TERM -PGID` or systemd's control-group kill
+  // reach the worker directly): it must not die of it while it closes. The
+  // supervisor's SIGKILL after the grace period stays the hard stop. This
+  // runs only in the runner's worker processes (net._runner).
+  if (hook->stopping) {
+    std::signal(SIGTERM, SIG_IGN);
+    std::signal(SIGINT, SIG_IGN);
   }
   return 0;
 }

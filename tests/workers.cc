@@ -108,7 +108,7 @@ BOOST_AUTO_TEST_CASE(connections_spread_over_two_workers, *boost::unit_test::tim
   c->terminate(SIGTERM);
   auto st = c->wait_exit(seconds(20));
   BOOST_REQUIRE(st);
-  BOOST_CHECK_EQUAL(*st, 0);
+  BOOST_CHECK_MESSAGE(*st == 0, "exit status " << *st << "; " << c->describe());
 }
 
 BOOST_AUTO_TEST_CASE(killed_worker_is_restarted, *boost::unit_test::timeout(120)) {
@@ -145,7 +145,7 @@ BOOST_AUTO_TEST_CASE(killed_worker_is_restarted, *boost::unit_test::timeout(120)
   c->terminate(SIGTERM);
   auto st = c->wait_exit(seconds(20));
   BOOST_REQUIRE(st);
-  BOOST_CHECK_EQUAL(*st, 0);
+  BOOST_CHECK_MESSAGE(*st == 0, "exit status " << *st << "; " << c->describe());
 }
 
 BOOST_AUTO_TEST_CASE(workers_that_keep_dying_end_the_supervisor, *boost::unit_test::timeout(120)) {
@@ -215,7 +215,7 @@ srv:listen("127.0.0.1", tonumber(arg[1]), {
   BOOST_CHECK_GE(cut_after, 2.0);
   auto st = c->wait_exit(seconds(20));
   BOOST_REQUIRE_MESSAGE(st, c->describe());
-  BOOST_CHECK_EQUAL(*st, 0);
+  BOOST_CHECK_MESSAGE(*st == 0, "exit status " << *st << "; " << c->describe());
   BOOST_CHECK_MESSAGE(c->err().find("stopping the workers") != std::string::npos, c->describe());
   BOOST_CHECK(c->err().find("restarting") == std::string::npos);
   for (int i : {1, 2}) {
@@ -233,7 +233,7 @@ BOOST_AUTO_TEST_CASE(sigint_stops_the_workers, *boost::unit_test::timeout(60)) {
   BOOST_REQUIRE_EQUAL(::kill(c->pid(), SIGINT), 0);
   auto st = c->wait_exit(seconds(20));
   BOOST_REQUIRE_MESSAGE(st, c->describe());
-  BOOST_CHECK_EQUAL(*st, 0);
+  BOOST_CHECK_MESSAGE(*st == 0, "exit status " << *st << "; " << c->describe());
   BOOST_CHECK_MESSAGE(c->err().find("stopping the workers (Interrupt)") != std::string::npos, c->describe());
   for (int i : {1, 2}) {
     auto pid = worker_pid(*c, i);
