@@ -16,6 +16,7 @@ lnet_deps_packages=(
   libevent-dev libboost-test-dev
   lua-cjson lua-dkjson luarocks
   netcat-openbsd curl valgrind coreutils
+  redis-server redis-tools lua-nginx-redis lua-copas lua-socket lua5.1
 )
 
 # A command each package provides, to check with command -v where there is
@@ -32,6 +33,9 @@ lnet_deps_command() {
     curl) echo curl ;;
     valgrind) echo valgrind ;;
     coreutils) echo timeout ;;
+    redis-server) echo redis-server ;;
+    redis-tools) echo redis-benchmark ;;
+    lua5.1) echo lua5.1 ;;
     *) echo "" ;;
   esac
 }
