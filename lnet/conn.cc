@@ -56,7 +56,8 @@ void on_readable(evutil_socket_t fd, short, void* arg) {
     if (n > 0) {
       c->bytes_in += static_cast<uint64_t>(n);
       c->last_active = now_ms();
-      c->owner->conn_data(c, buf, static_cast<size_t>(n));
+      if (!conn_frames(c, buf, static_cast<size_t>(n)))
+        c->owner->conn_data(c, buf, static_cast<size_t>(n));
       // The callback may have closed, disconnected or paused it.
       if (c->state != ConnState::Open || c->paused || c->read_eof) return;
       if (static_cast<size_t>(n) < kReadBufferSize) return;  // drained
@@ -146,6 +147,7 @@ void conn_drop(Conn* c) noexcept {
   c->rev = nullptr;
   if (c->fd >= 0) evutil_closesocket(c->fd);
   c->fd = -1;
+  conn_frames_free(c);
 }
 
 void conn_create(Conn* c, evutil_socket_t fd) noexcept {

@@ -28,12 +28,17 @@ enum class ConnState : uint8_t {
 enum class EndKind : uint8_t { Orderly, Error, IdleTimeout };
 
 struct Conn;
+struct Framer;
 
 // What a connection tells its owner. Called from libevent callbacks (never
 // from inside a Lua call), so owners may dispatch Lua callbacks from them.
 struct ConnOwner {
   virtual void conn_connect_result(Conn* c, int err) noexcept = 0;  // err 0: connected
   virtual void conn_data(Conn* c, const char* data, size_t len) noexcept = 0;
+  // One whole message under the 'framing' option (frames.cc).
+  virtual void conn_message(Conn* c, const char* msg, size_t len) noexcept {
+    conn_data(c, msg, len);
+  }
   virtual void conn_drain(Conn* c) noexcept = 0;
   virtual void conn_end(Conn* c) noexcept = 0;  // peer's FIN, with allow_half_open
   // The socket is gone (state Closed). The owner defers its 'disconnected'.
@@ -68,6 +73,7 @@ struct Conn {
   int64_t last_active = 0;    // ms, for idle_timeout
   uint64_t idle_seen_out = 0;
   const char* reason = "";    // why an abnormal end happened (static text)
+  Framer* frames = nullptr;   // 'framing': the part of a message read so far
 };
 
 enum class SendResult { Below, Above, Full, NotConnected, Closing };
@@ -95,6 +101,12 @@ void conn_drop(Conn* c) noexcept;
 // conn_drop, and the idle timer, and off the deferred queue (finalizers,
 // the end of a server connection).
 void conn_release(Conn* c) noexcept;
+
+// With the 'framing' option: delivers the whole messages in data through
+// conn_message (or ends the connection: message too long) and returns true;
+// false without framing (frames.cc).
+bool conn_frames(Conn* c, const char* data, size_t len) noexcept;
+void conn_frames_free(Conn* c) noexcept;
 
 evutil_socket_t conn_fd(const Conn* c) noexcept;
 size_t conn_queued(const Conn* c) noexcept;

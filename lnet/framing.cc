@@ -1,5 +1,6 @@
 #include "framing.hh"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -147,6 +148,7 @@ bool fb_find(FrameBuffer* b, const char* delim, size_t dlen, size_t* pos) noexce
   }
   if (b->scanned > n) b->scanned = 0;
   const char* p = b->begin();
+  b->examined += n - b->scanned;
   const char* hit = find(p + b->scanned, n - b->scanned, delim, dlen);
   if (hit) {
     *pos = static_cast<size_t>(hit - p);
@@ -190,6 +192,64 @@ FrameStatus fb_next(FrameBuffer* b, const FrameSpec& spec, const char** msg, siz
     if (b->head == b->tail) b->head = b->tail = 0;  // data stays; *msg still valid
   }
   return st;
+}
+
+namespace {
+
+FeedResult feed_failed(Framer* f, FrameStatus st, size_t len, const FrameSpec& spec) noexcept {
+  if (st == FrameStatus::TooLong) {
+    std::snprintf(f->reason, sizeof f->reason, "message too long (%zu > %zu)", len,
+                  spec.max_message);
+    f->code = "MESSAGE_TOO_LONG";
+  } else if (st == FrameStatus::BadLength) {
+    std::snprintf(f->reason, sizeof f->reason, "bad message length (below 0 after adjust)");
+    f->code = "BAD_LENGTH";
+  } else {
+    std::snprintf(f->reason, sizeof f->reason, "out of memory for a message");
+    f->code = "ENOMEM";
+  }
+  fb_clear(&f->buf);
+  return FeedResult::Failed;
+}
+
+}  // namespace
+
+FeedResult framer_feed(Framer* f, const FrameSpec& spec, const char* p, size_t n, FrameEmit emit,
+                       void* ud) noexcept {
+  const char* msg = nullptr;
+  size_t len = 0;
+  if (f->buf.size() == 0) {
+    // The common case: whole messages straight from the read buffer.
+    while (n > 0) {
+      size_t used = 0;
+      FrameStatus st = frame_scan(p, n, spec, &msg, &len, &used);
+      if (st == FrameStatus::More) break;
+      if (st != FrameStatus::Message) return feed_failed(f, st, len, spec);
+      p += used;
+      n -= used;
+      if (!emit(ud, msg, len)) return FeedResult::Stopped;
+    }
+    if (n == 0) return FeedResult::Ok;
+    if (!fb_append(&f->buf, p, n)) return feed_failed(f, FrameStatus::More, 0, spec);
+    // What frame_scan searched need not be searched again.
+    if (spec.kind == FrameSpec::Line || spec.kind == FrameSpec::Delimiter) {
+      const char* d = spec.kind == FrameSpec::Line ? kNewline : spec.delim;
+      size_t dlen = spec.kind == FrameSpec::Line ? 1 : spec.delim_len;
+      f->buf.scan_delim = d;
+      f->buf.scan_len = dlen;
+      f->buf.scanned = n >= dlen ? n - dlen + 1 : 0;
+    }
+    return FeedResult::Ok;
+  }
+  if (!fb_append(&f->buf, p, n)) return feed_failed(f, FrameStatus::More, 0, spec);
+  for (;;) {
+    FrameStatus st = fb_next(&f->buf, spec, &msg, &len);
+    if (st == FrameStatus::More) break;
+    if (st != FrameStatus::Message) return feed_failed(f, st, len, spec);
+    if (!emit(ud, msg, len)) return FeedResult::Stopped;
+  }
+  if (f->buf.size() == 0 && f->buf.cap > (256u << 10)) fb_clear(&f->buf);
+  return FeedResult::Ok;
 }
 
 bool frame_header(const FrameSpec& spec, size_t n, unsigned char* out) noexcept {

@@ -39,6 +39,7 @@ struct FrameBuffer {
   size_t scanned = 0;  // bytes from head known to hold no delimiter start
   const char* scan_delim = nullptr;  // the delimiter scanned for (identity)
   size_t scan_len = 0;
+  uint64_t examined = 0;  // bytes searched in all (the tests check it stays linear)
 
   FrameBuffer() = default;
   FrameBuffer(const FrameBuffer&) = delete;
@@ -73,6 +74,26 @@ FrameStatus fb_next(FrameBuffer* b, const FrameSpec& spec, const char** msg, siz
 // bytes the message took. For More, the caller buffers the rest.
 FrameStatus frame_scan(const char* p, size_t n, const FrameSpec& spec, const char** msg,
                        size_t* len, size_t* used) noexcept;
+
+// A connection's framing state: what is buffered of the next message, and
+// why the stream was ended.
+struct Framer {
+  FrameBuffer buf;
+  char reason[80] = "";
+  const char* code = nullptr;  // "MESSAGE_TOO_LONG", "BAD_LENGTH", "ENOMEM"
+};
+
+// Called with each whole message; returns false to stop (the connection
+// was closed or disconnected by the callback).
+using FrameEmit = bool (*)(void* ud, const char* msg, size_t len);
+
+enum class FeedResult : uint8_t { Ok, Stopped, Failed };
+
+// Feeds bytes read from the socket: complete messages go to emit (straight
+// from p when nothing is buffered), the rest is buffered. Failed: the stream
+// must end; f->reason and f->code say why ("message too long (N > max)").
+FeedResult framer_feed(Framer* f, const FrameSpec& spec, const char* p, size_t n, FrameEmit emit,
+                       void* ud) noexcept;
 
 // Writes the length field for a body of n bytes into out (spec.length_bytes
 // bytes); false when n - adjust does not fit the field.

@@ -10,6 +10,7 @@ namespace lnet {
 void register_timer(lua_State* L, int ctx_idx, int module_idx);
 void register_socket(lua_State* L, int ctx_idx, int module_idx);
 void register_server(lua_State* L, int ctx_idx, int module_idx);
+void register_framing(lua_State* L, int ctx_idx, int module_idx);  // net.frame
 
 // Creates (or reuses) metatable tname with methods as __index and metamethods
 // in it, every function with the context as upvalue. Leaves nothing on the stack.

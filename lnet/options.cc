@@ -69,6 +69,10 @@ void parse_options(lua_State* L, int idx, int arg, Options* o) {
       o->high_water = static_cast<size_t>(opt_int(L, arg, k, 0, kMaxBytes));
     } else if (!std::strcmp(k, "allow_half_open")) {
       o->allow_half_open = opt_bool(L, arg, k);
+    } else if (!std::strcmp(k, "framing")) {
+      parse_framing(L, -1, arg, &o->framing);
+    } else if (!std::strcmp(k, "max_message")) {
+      parse_max_message(L, arg, &o->framing);
     } else {
       luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'", k));
     }

@@ -2,6 +2,8 @@
 // Lua-facing call), then read by the C++ side without touching Lua.
 #pragma once
 
+#include "framing.hh"
+
 #include <lua.hpp>
 
 #include <cstddef>
@@ -21,12 +23,18 @@ struct Options {
   size_t max_buffer = 8u << 20;   // bytes queued per direction
   size_t high_water = 64u << 10;  // send() returns false above this
   bool allow_half_open = false;
+  FrameSpec framing;              // 'framing' and 'max_message' (kind None: raw data)
 };
 
 // Reads the options table at idx (nil or none leaves o as it is) into o.
 // Raises "bad argument #arg to 'fname' (...)" for an unknown key or a value
 // of the wrong type or range.
 void parse_options(lua_State* L, int idx, int arg, Options* o);
+
+// The 'framing' option at idx into spec (frames.cc); raises bad argument.
+void parse_framing(lua_State* L, int idx, int arg, FrameSpec* spec);
+// The 'max_message' option on the stack top.
+void parse_max_message(lua_State* L, int arg, FrameSpec* spec);
 
 // Checks a host argument (string, at most 255 bytes, no NUL) and a port
 // (integer 0..65535): raises bad argument otherwise.

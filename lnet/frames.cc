@@ -1,0 +1,165 @@
+// The framing option and net.frame: the Lua-facing side of framing.hh, and
+// the hook through which a connection's owner delivers whole messages.
+#include "conn.hh"
+#include "framing.hh"
+#include "objects.hh"
+
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+namespace lnet {
+
+namespace {
+
+int64_t field_int(lua_State* L, int arg, const char* key, int64_t lo, int64_t hi) {
+  int isnum = 0;
+  lua_Integer v = lua_tointegerx(L, -1, &isnum);
+  if (!isnum || v < lo || v > hi)
+    luaL_argerror(L, arg, lua_pushfstring(L, "framing '%s' must be an integer from %I to %I", key,
+                                          static_cast<lua_Integer>(lo),
+                                          static_cast<lua_Integer>(hi)));
+  return v;
+}
+
+constexpr int64_t kMaxMessage = int64_t{1} << 46;
+
+}  // namespace
+
+void parse_framing(lua_State* L, int idx, int arg, FrameSpec* spec) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    if (std::strcmp(lua_tostring(L, idx), "line") != 0)
+      luaL_argerror(L, arg, "option 'framing' must be \"line\" or a table");
+    spec->kind = FrameSpec::Line;
+    return;
+  }
+  if (lua_type(L, idx) == LUA_TBOOLEAN && !lua_toboolean(L, idx)) {
+    spec->kind = FrameSpec::None;
+    return;
+  }
+  if (!lua_istable(L, idx))
+    luaL_argerror(L, arg, lua_pushfstring(L, "option 'framing' must be \"line\" or a table, got %s",
+                                          luaL_typename(L, idx)));
+  FrameSpec s;
+  s.max_message = spec->max_message;
+  bool has_delim = false, has_length = false;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    const char* k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+    if (!std::strcmp(k, "delimiter")) {
+      size_t len = 0;
+      const char* d = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : nullptr;
+      if (d == nullptr || len == 0 || len > kMaxDelimiter)
+        luaL_argerror(L, arg, "framing 'delimiter' must be a string of 1 to 64 bytes");
+      std::memcpy(s.delim, d, len);
+      s.delim_len = static_cast<uint8_t>(len);
+      has_delim = true;
+    } else if (!std::strcmp(k, "length")) {
+      int64_t n = field_int(L, arg, k, 1, 8);
+      if (n != 1 && n != 2 && n != 4 && n != 8)
+        luaL_argerror(L, arg, "framing 'length' must be 1, 2, 4 or 8");
+      s.length_bytes = static_cast<uint8_t>(n);
+      has_length = true;
+    } else if (!std::strcmp(k, "endian")) {
+      const char* e = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+      if (!std::strcmp(e, "big"))
+        s.little = false;
+      else if (!std::strcmp(e, "little"))
+        s.little = true;
+      else
+        luaL_argerror(L, arg, "framing 'endian' must be \"big\" or \"little\"");
+    } else if (!std::strcmp(k, "adjust")) {
+      s.adjust = field_int(L, arg, k, -kMaxMessage, kMaxMessage);
+    } else if (!std::strcmp(k, "max_message")) {
+      s.max_message = static_cast<size_t>(field_int(L, arg, k, 1, kMaxMessage));
+    } else {
+      luaL_argerror(L, arg, lua_pushfstring(L, "unknown framing field '%s'", k));
+    }
+    lua_pop(L, 1);
+  }
+  if (has_delim == has_length)
+    luaL_argerror(L, arg, "option 'framing' needs either 'delimiter' or 'length'");
+  s.kind = has_delim ? FrameSpec::Delimiter : FrameSpec::Length;
+  *spec = s;
+}
+
+void parse_max_message(lua_State* L, int arg, FrameSpec* spec) {
+  spec->max_message = static_cast<size_t>(field_int(L, arg, "max_message", 1, kMaxMessage));
+}
+
+namespace {
+
+struct EmitTo {
+  Conn* conn;
+  ConnOwner* owner;
+};
+
+bool emit_message(void* ud, const char* msg, size_t len) {
+  EmitTo* e = static_cast<EmitTo*>(ud);
+  e->owner->conn_message(e->conn, msg, len);
+  return e->conn->state == ConnState::Open && !e->conn->read_eof;
+}
+
+}  // namespace
+
+bool conn_frames(Conn* c, const char* data, size_t len) noexcept {
+  const FrameSpec& spec = c->opt->framing;
+  if (spec.kind == FrameSpec::None) return false;
+  if (c->frames == nullptr) {
+    c->frames = new (std::nothrow) Framer();
+    if (c->frames == nullptr) {
+      conn_close(c, EndKind::Error, ENOMEM);
+      return true;
+    }
+  }
+  EmitTo e{c, c->owner};
+  if (framer_feed(c->frames, spec, data, len, emit_message, &e) == FeedResult::Failed) {
+    conn_close(c, EndKind::Error, EMSGSIZE);
+    c->reason = c->frames->reason;  // lives until the connection is released
+  }
+  return true;
+}
+
+void conn_frames_free(Conn* c) noexcept {
+  delete c->frames;
+  c->frames = nullptr;
+}
+
+namespace {
+
+// net.frame(payload[, spec]) -> the length field followed by payload
+// (spec: {length = 1|2|4|8, endian = "big"|"little", adjust = n};
+// default {length = 4, endian = "big"}).
+int net_frame(lua_State* L) {
+  size_t len = 0;
+  const char* payload = luaL_checklstring(L, 1, &len);
+  FrameSpec spec;
+  spec.kind = FrameSpec::Length;
+  spec.length_bytes = 4;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    spec.max_message = static_cast<size_t>(kMaxMessage);
+    parse_framing(L, 2, 2, &spec);
+    if (spec.kind != FrameSpec::Length) luaL_argerror(L, 2, "net.frame needs a 'length' framing");
+  }
+  unsigned char header[8];
+  if (!frame_header(spec, len, header))
+    luaL_argerror(L, 1, lua_pushfstring(L, "payload of %I bytes does not fit a %d-byte length field",
+                                        static_cast<lua_Integer>(len), spec.length_bytes));
+  luaL_Buffer b;
+  luaL_buffinitsize(L, &b, len + spec.length_bytes);
+  luaL_addlstring(&b, reinterpret_cast<const char*>(header), spec.length_bytes);
+  luaL_addlstring(&b, payload, len);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+}  // namespace
+
+void register_framing(lua_State* L, int, int module_idx) {
+  lua_pushcfunction(L, net_frame);
+  lua_setfield(L, module_idx, "frame");
+}
+
+}  // namespace lnet
