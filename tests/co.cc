@@ -289,6 +289,25 @@ CO_SCENARIO(nowait, 60)
 CO_SCENARIO(framing, 120)
 CO_SCENARIO(modules, 60)
 
+// A copy of net.so alone in a directory: require "net.co" and "net.ngx" work
+// with no Lua file anywhere on package.path.
+BOOST_AUTO_TEST_CASE(copied_module, *boost::unit_test::timeout(60)) {
+  lnet_test::TempDir dir;
+  auto cp = lnet_test::run({"cp", lnet_test::build_path("net.so"), dir / "net.so"});
+  BOOST_REQUIRE_MESSAGE(cp.status == 0, cp.text);
+  lnet_test::Env env = lnet_test::lua_env();
+  for (auto& kv : env)
+    if (kv.first == "LUA_CPATH") kv.second = dir / "?.so";
+  env.emplace_back("LUA_PATH", "/nonexistent/?.lua");
+  auto r = lnet_test::run({"lua5.4", "-e",
+                           "local co = require 'net.co'; local ngx = require 'net.ngx'; "
+                           "print(package.searchpath('net', package.cpath), type(co.tcp), "
+                           "type(ngx.socket.tcp), ngx.socket.tcp == co.tcp)"},
+                          env, "", 30s);
+  BOOST_CHECK_MESSAGE(r.status == 0, r.text);
+  BOOST_CHECK_MESSAGE(r.out == dir / "net.so" + "\tfunction\tfunction\ttrue\n", r.text);
+}
+
 // ---------------------------------------------------------------- redis
 
 bool have(const char* cmd) {

@@ -70,6 +70,15 @@ function net.clearInterval(timer) end
 ---@field max_buffer? integer the most bytes send() queues (default 8 MiB)
 ---@field high_water? integer send() returns false above this many queued bytes (default 64 KiB)
 ---@field allow_half_open? boolean a peer's FIN fires `end` instead of closing (default false)
+---@field framing? string|net.Framing "line" or a table: `data` then receives whole messages (default none: bytes as read)
+---@field max_message? integer with framing, a longer message ends the connection: "message too long (N > max)" (default 1 MiB)
+
+---@class net.Framing
+---@field delimiter? string messages end with these bytes (1 to 64), removed
+---@field length? 1|2|4|8 messages start with a length field of this many bytes, removed
+---@field endian? "big"|"little" byte order of the length field (default "big")
+---@field adjust? integer added to the length field to give the body size (default 0; -4 when the field counts itself)
+---@field max_message? integer as the option of the same name
 
 ---@class net.SocketCallbacks
 ---@field connected? fun() the connection is established
@@ -97,6 +106,12 @@ function net.clearInterval(timer) end
 ---@field accepted integer connections accepted
 ---@field active integer connections open now
 ---@field limit_pauses integer times accepting paused at max_connections
+
+---A length-prefixed message: the length field, then payload.
+---@param payload string
+---@param spec? net.Framing a `length` framing (default {length = 4, endian = "big"})
+---@return string
+function net.frame(payload, spec) end
 
 ---@class net.TCPSocket
 local TCPSocket = {}

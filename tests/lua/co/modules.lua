@@ -43,3 +43,32 @@ t.run(10000, function()
   ngx.sleep(0)
   t.eq(ngx.thread.kill(sleeper), true, "thread.kill")
 end)
+
+-- types/net/co.lua declares exactly what net.co and its sockets have.
+local function slurp(path)
+  local f = assert(io.open(os.getenv("LNET_SOURCE") .. "/" .. path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+local function names(defs, prefix, sep)
+  local out = {}
+  for name in defs:gmatch("\nfunction " .. prefix .. "%" .. sep .. "([%w_]+)%(") do out[#out + 1] = name end
+  table.sort(out)
+  return table.concat(out, ",")
+end
+local function keys(tbl, filter)
+  local out = {}
+  for k, v in pairs(tbl) do
+    if type(v) == "function" and (not filter or filter(k)) then out[#out + 1] = k end
+  end
+  table.sort(out)
+  return table.concat(out, ",")
+end
+local co_defs = slurp("types/net/co.lua")
+t.eq(keys(co), names(co_defs, "co", "."), "net.co functions vs types/net/co.lua")
+local sock_methods = getmetatable(co.tcp()).__index
+t.eq(keys(sock_methods, function(k) return not k:match("^__") and not k:match("^get[ps]") end),
+     names(co_defs, "Socket", ":"), "cosocket methods vs types/net/co.lua")
+local ngx_defs = slurp("types/net/ngx.lua")
+t.eq(keys(ngx), names(ngx_defs, "ngx", "."), "net.ngx functions vs types/net/ngx.lua")
