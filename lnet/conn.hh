@@ -39,6 +39,10 @@ struct ConnOwner {
   virtual void conn_message(Conn* c, const char* msg, size_t len) noexcept {
     conn_data(c, msg, len);
   }
+  // Where 'data' lives, for delivering every message of one read in one
+  // protected call: the anchored object, its uservalue slot, and the id
+  // passed first (0: none). False: one conn_message per message instead.
+  virtual bool conn_data_callback(Conn*, Call*) noexcept { return false; }
   virtual void conn_drain(Conn* c) noexcept = 0;
   virtual void conn_end(Conn* c) noexcept = 0;  // peer's FIN, with allow_half_open
   // The socket is gone (state Closed). The owner defers its 'disconnected'.

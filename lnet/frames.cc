@@ -101,6 +101,56 @@ bool emit_message(void* ud, const char* msg, size_t len) {
   return e->conn->state == ConnState::Open && !e->conn->read_eof;
 }
 
+// Every message of one read goes to 'data' inside one protected call (one
+// dispatch per read, as without framing, instead of one per message).
+struct Batch {
+  Conn* conn;
+  Call* target;
+  const char* data;
+  size_t len;
+  lua_State* L = nullptr;
+  int fn = 0;       // stack index of the callback (0: none)
+  int handler = 0;  // stack index of the traceback handler
+  bool raised = false;
+  FeedResult result = FeedResult::Ok;
+};
+
+int traceback(lua_State* L) {
+  const char* msg = lua_tostring(L, 1);
+  if (msg == nullptr) return 1;  // keep non-string error objects as they are
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+bool emit_lua(void* ud, const char* msg, size_t len) {
+  Batch* b = static_cast<Batch*>(ud);
+  if (b->fn == 0) return true;  // no 'data' callback: messages are dropped
+  lua_State* L = b->L;
+  lua_pushvalue(L, b->fn);
+  int nargs = 1;
+  if (b->target->id != 0) lua_pushinteger(L, b->target->id), nargs++;
+  lua_pushlstring(L, msg, len);
+  if (lua_pcall(L, nargs, 0, b->handler) != LUA_OK) {
+    b->raised = true;  // the error stays on the stack
+    return false;
+  }
+  return b->conn->state == ConnState::Open && !b->conn->read_eof;
+}
+
+int batch_body(lua_State* L) {
+  Batch* b = static_cast<Batch*>(lua_touserdata(L, 1));
+  b->L = L;
+  lua_pushcfunction(L, traceback);
+  b->handler = lua_gettop(L);
+  push_anchored(L, b->target->key);
+  if (lua_type(L, -1) == LUA_TUSERDATA &&
+      lua_getiuservalue(L, -1, b->target->slot) == LUA_TFUNCTION)
+    b->fn = lua_gettop(L);
+  b->result = framer_feed(b->conn->frames, b->conn->opt->framing, b->data, b->len, emit_lua, b);
+  if (b->raised) return lua_error(L);  // as any callback error (its traceback made)
+  return 0;
+}
+
 }  // namespace
 
 bool conn_frames(Conn* c, const char* data, size_t len) noexcept {
@@ -113,8 +163,17 @@ bool conn_frames(Conn* c, const char* data, size_t len) noexcept {
       return true;
     }
   }
-  EmitTo e{c, c->owner};
-  if (framer_feed(c->frames, spec, data, len, emit_message, &e) == FeedResult::Failed) {
+  Call target;
+  FeedResult r;
+  if (c->owner->conn_data_callback(c, &target)) {
+    Batch b{c, &target, data, len};
+    dispatch(c->ctx, batch_body, &b);
+    r = b.result;
+  } else {
+    EmitTo e{c, c->owner};
+    r = framer_feed(c->frames, spec, data, len, emit_message, &e);
+  }
+  if (r == FeedResult::Failed && c->state == ConnState::Open) {
     conn_close(c, EndKind::Error, EMSGSIZE);
     c->reason = c->frames->reason;  // lives until the connection is released
   }

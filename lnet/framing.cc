@@ -227,7 +227,11 @@ FeedResult framer_feed(Framer* f, const FrameSpec& spec, const char* p, size_t n
       if (st != FrameStatus::Message) return feed_failed(f, st, len, spec);
       p += used;
       n -= used;
-      if (!emit(ud, msg, len)) return FeedResult::Stopped;
+      if (!emit(ud, msg, len)) {
+        // The rest stays for later (a callback error, a pause): never lost.
+        if (n > 0 && !fb_append(&f->buf, p, n)) return feed_failed(f, FrameStatus::More, 0, spec);
+        return FeedResult::Stopped;
+      }
     }
     if (n == 0) return FeedResult::Ok;
     if (!fb_append(&f->buf, p, n)) return feed_failed(f, FrameStatus::More, 0, spec);

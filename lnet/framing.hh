@@ -84,7 +84,8 @@ struct Framer {
 };
 
 // Called with each whole message; returns false to stop (the connection
-// was closed or disconnected by the callback).
+// was closed or disconnected by the callback, or the callback raised): the
+// bytes after that message stay buffered.
 using FrameEmit = bool (*)(void* ud, const char* msg, size_t len);
 
 enum class FeedResult : uint8_t { Ok, Stopped, Failed };

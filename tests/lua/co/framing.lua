@@ -86,3 +86,37 @@ t.run(60000, function()
   t.eq(table.concat(lines, ","), "l1,l2,l3", "client framing")
   srv2:stop()
 end)
+
+-- A data callback that raises on one message of a read: the error leaves
+-- net.loop() as any callback error, and the messages after it in the same
+-- read are still delivered (once the loop runs again).
+do
+  local got = {}
+  local srv = net.TCPServer()
+  srv:listen("127.0.0.1", 0, {
+    data = function(_, m)
+      got[#got + 1] = m
+      if m == "b" then error("raised on b", 0) end
+    end,
+  }, { framing = "line" })
+  local _, port = srv:address()
+  local c = net.TCPSocket()
+  c:connect("127.0.0.1", port, { connected = function() c:send("a\nb\nc\n") end })
+  local ok, err
+  for _ = 1, 50 do
+    ok, err = pcall(net.loop, "once")
+    if not ok then break end
+  end
+  t.eq(ok, false, "the callback's error leaves net.loop")
+  t.has(err, "raised on b", "its message")
+  t.eq(table.concat(got, ","), "a,b", "delivered up to the error")
+  c:send("d\n")
+  for _ = 1, 50 do
+    net.loop("once")
+    if #got >= 4 then break end
+  end
+  t.eq(table.concat(got, ","), "a,b,c,d", "nothing lost after the error")
+  c:close()
+  srv:stop()
+  net.loop()
+end
