@@ -101,7 +101,7 @@ int buffer_take(lua_State* L) {
   return 1;
 }
 
-// b:takeany(max) -> 1..max bytes, or nil when empty.
+// b:takeany(max) -> 1..max bytes and the bytes left, or nil when empty.
 int buffer_takeany(lua_State* L) {
   Buffer* b = check_buffer(L);
   lua_Integer max = luaL_checkinteger(L, 2);
@@ -109,7 +109,8 @@ int buffer_takeany(lua_State* L) {
   if (n == 0) return 0;
   if (max > 0 && static_cast<size_t>(max) < n) n = static_cast<size_t>(max);
   push_take(L, b, n);
-  return 1;
+  lua_pushinteger(L, static_cast<lua_Integer>(b->fb.size()));
+  return 2;
 }
 
 // b:all() -> every byte held ("" when empty).

@@ -9,7 +9,7 @@ local co = {}
 local coroutine_create, coroutine_resume = coroutine.create, coroutine.resume
 local coroutine_running, coroutine_status = coroutine.running, coroutine.status
 local coroutine_yield, coroutine_isyieldable = coroutine.yield, coroutine.isyieldable
-local setTimeout, clearTimeout = net.setTimeout, net.clearTimeout
+local setTimeout, clearTimeout, net_now = net.setTimeout, net.clearTimeout, net.now
 local type, error, select, tostring, tonumber = type, error, select, tostring, tonumber
 local pack, unpack, concat = table.pack, table.unpack, table.concat
 local math_type = math.type
@@ -28,25 +28,24 @@ local BATCH = 64 << 10               -- small pieces of a table are joined up to
 -- ignored.
 
 local threads = setmetatable({}, { __mode = "k" })  -- thread -> record
-local waiting = setmetatable({}, { __mode = "k" })  -- thread -> token
+local waiting = {}  -- suspended thread -> token (cleared when it resumes)
 local tokens = 0
 
 local step
 
--- The coroutine has yielded or ended: an end wakes its waiter; an error
--- nobody waits for propagates out of net.loop() with its own traceback.
-local function settle(th, ok, ...)
-  if coroutine_status(th) ~= "dead" then return end
+-- Every thread runs its function through body: an end returns DONE, a
+-- suspension yields nothing, so a resumption tells them apart at no cost.
+local DONE = {}
+local function body(rec, fn, ...)
+  rec.results = pack(true, fn(...))
+  return DONE
+end
+
+-- The coroutine has ended: an end wakes its waiter; an error nobody waits
+-- for propagates out of net.loop() with its own traceback.
+local function finished(th, ok, err)
   local rec = threads[th]
-  if not rec then
-    if not ok then error(traceback(th, tostring((...))), 0) end
-    return
-  end
-  if ok then
-    rec.results = pack(true, ...)
-  else
-    rec.results = pack(false, (...))
-  end
+  if not ok then rec.results = pack(false, err) end
   rec.done = true
   if rec.on_exit then rec.on_exit() end
   local waiter = rec.waiter
@@ -55,13 +54,33 @@ local function settle(th, ok, ...)
     local token = rec.waiter_token
     step(waiter, token, true)
   elseif not ok then
-    local err = ...
     error(traceback(th, type(err) == "string" and err or tostring(err)), 0)
   end
 end
 
-local function resume_now(th, ...)
-  return settle(th, coroutine_resume(th, ...))
+-- Resumes a suspended thread with (at most) two values.
+local function resume_now(th, a, b)
+  local ok, r = coroutine_resume(th, a, b)
+  if ok and r ~= DONE then return end
+  return finished(th, ok, r)
+end
+
+-- Makes a thread running fn; first_resume(th, ...) starts it.
+local function new_thread(fn, rec)
+  local th = coroutine_create(body)
+  rec = rec or {}
+  rec.fn = fn
+  threads[th] = rec
+  return th
+end
+
+local function first_resume(th, ...)
+  local rec = threads[th]
+  local fn = rec.fn
+  rec.fn = nil
+  local ok, r = coroutine_resume(th, rec, fn, ...)
+  if ok and r ~= DONE then return end
+  return finished(th, ok, r)
 end
 
 -- Resumes th if it still waits with token. From inside a coroutine the
@@ -69,11 +88,11 @@ end
 function step(th, token, ...)
   if waiting[th] ~= token then return end
   if coroutine_isyieldable() then
-    local args = pack(...)
+    local a, b = ...
     setTimeout(function()
       if waiting[th] ~= token then return end
       waiting[th] = nil
-      resume_now(th, unpack(args, 1, args.n))
+      resume_now(th, a, b)
     end, 0)
     return
   end
@@ -83,7 +102,7 @@ end
 
 local function current(level)
   local th, main = coroutine_running()
-  if main or not coroutine_isyieldable() then
+  if main then
     error("net.co: this call waits, so it must run in a coroutine (co.spawn)", level or 3)
   end
   return th
@@ -102,15 +121,15 @@ local function on_timer(th, token) step(th, token, "timeout") end
 -- Yields until step(th, token, ...) or, after ms (nil: never), "timeout".
 local function suspend(th, token, ms)
   local timer = ms and setTimeout(on_timer, ms, th, token)
-  local r = coroutine_yield()
+  local r, data = coroutine_yield()
   if timer then clearTimeout(timer) end
   waiting[th] = nil
-  return r
+  return r, data
 end
 
 local function start(th, ...)
   waiting[th] = nil
-  return resume_now(th, ...)
+  return first_resume(th, ...)
 end
 
 -- co.spawn(fn, ...) -> thread: runs fn(...) as a coroutine, started from
@@ -119,8 +138,7 @@ function co.spawn(fn, ...)
   if type(fn) ~= "function" then
     error(("bad argument #1 to 'spawn' (function expected, got %s)"):format(type(fn)), 2)
   end
-  local th = coroutine_create(fn)
-  threads[th] = {}
+  local th = new_thread(fn)
   setTimeout(start, 0, th, ...)
   return th
 end
@@ -210,6 +228,8 @@ local function new_record(opts)
   }
 end
 
+local on_data
+
 local function wake_all(c)
   if c.reader then step(c.reader, c.rtoken, "closed") end
   if c.writer then step(c.writer, c.wtoken, "closed") end
@@ -229,7 +249,20 @@ local function unpool(c)
   if #list == 0 then pools[c.pool] = nil end
 end
 
-local function on_data(c, d)
+-- 'data' for a record: a reader waiting in receiveany() on an empty
+-- buffer gets the string as it is (the echo's hot path, inlined).
+local function data_to(c, d)
+  local reader = c.reader
+  if reader and c.direct and waiting[reader] == c.rtoken then
+    waiting[reader] = nil
+    local ok, r = coroutine_resume(reader, nil, d)
+    if ok and r ~= DONE then return end
+    return finished(reader, ok, r)
+  end
+  return on_data(c, d)
+end
+
+function on_data(c, d)
   if c.pooled then  -- nobody asked for it: the connection is not reusable
     unpool(c)
     c_close(c)
@@ -241,6 +274,7 @@ local function on_data(c, d)
     c_close(c)
     return
   end
+  c.nbuf = size
   if size > c.max_input and not c.paused then
     c.paused = true
     c_pause(c)
@@ -265,7 +299,7 @@ local function client_callbacks(c)
       c.open = true
       if c.connector then step(c.connector, c.ctoken, "connected") end
     end,
-    data = function(d) on_data(c, d) end,
+    data = function(d) return data_to(c, d) end,
     drain = function() on_drain(c) end,
     error = function(msg, code)
       c.err, c.code = msg, code
@@ -405,29 +439,40 @@ local function consumed(c)
   end
 end
 
--- Waits for more input (or the end). Returns "timeout" or nil.
-local function wait_input(self, c, deadline)
+-- Waits for more input (or the end). Returns "timeout" or nil, and the
+-- data itself when direct (receiveany on an empty buffer) and it came.
+local function wait_input(self, c, deadline, direct)
   local ms
   if deadline then
-    ms = deadline - net.now()
+    ms = deadline - net_now()
     if ms <= 0 then return "timeout" end
   end
   if c.paused then  -- the reader asks for more: read past the limit
     c.paused = false
     c_resume(c)
   end
-  local th, token = prepare(4)
-  c.reader, c.rtoken = th, token
-  local r = suspend(th, token, ms)
-  c.reader = nil
+  -- prepare() and suspend() inlined: this is every read's hot path.
+  local th, main = coroutine_running()
+  if main then error("net.co: this call waits, so it must run in a coroutine (co.spawn)", 4) end
+  local token = tokens + 1
+  tokens = token
+  waiting[th] = token
+  c.reader, c.rtoken, c.direct = th, token, direct
+  local timer = ms and setTimeout(on_timer, ms, th, token)
+  local r, data = coroutine_yield()
+  if timer then clearTimeout(timer) end
+  waiting[th] = nil
+  c.reader, c.direct = nil, nil
   if r == "timeout" then return r end
+  return nil, data
 end
 
 local function deadline_of(ms)
-  return ms and net.now() + ms
+  return ms and net_now() + ms
 end
 
 local function read_line(self, c)
+  c.nbuf = nil
   local buf, deadline = c.buf, nil
   while true do
     local line = buf:line(c.max_line)
@@ -443,6 +488,7 @@ local function read_line(self, c)
 end
 
 local function read_count(self, c, n)
+  c.nbuf = nil
   local buf, deadline = c.buf, nil
   while true do
     local s = buf:take(n)
@@ -457,6 +503,7 @@ local function read_count(self, c, n)
 end
 
 local function read_all(self, c)
+  c.nbuf = nil
   local buf, deadline = c.buf, nil
   while not c.closed do
     deadline = deadline or deadline_of(self.read_timeout)
@@ -482,21 +529,42 @@ end
 
 -- receiveany(max): whatever has arrived, at most max bytes.
 function Cosocket:receiveany(max)
-  if math_type(max) ~= "integer" or max <= 0 then
-    error("bad argument #1 to 'receiveany' (positive integer expected)", 2)
+  if max ~= self.any_max then  -- checked once per value (a hot path)
+    if math_type(max) ~= "integer" or max <= 0 then
+      error("bad argument #1 to 'receiveany' (positive integer expected)", 2)
+    end
+    self.any_max = max
   end
   local c = self.c
   if not c then return nil, "closed" end
   local buf, deadline = c.buf, nil
   while true do
-    local s = buf:takeany(max)
-    if s then
-      if c.paused then consumed(c) end
-      return s
+    if c.nbuf ~= 0 then  -- nbuf: bytes buffered when known, else nil
+      local s, left = buf:takeany(max)
+      if s then
+        c.nbuf = left
+        if c.paused then consumed(c) end
+        return s
+      end
+      c.nbuf = 0
     end
     if c.closed then return ended(self, c, nil) end
-    deadline = deadline or deadline_of(self.read_timeout)
-    if wait_input(self, c, deadline) then return nil, "timeout" end
+    if not deadline then
+      local ms = self.read_timeout
+      deadline = ms and net_now() + ms
+    end
+    local r, data = wait_input(self, c, deadline, true)
+    if r then return nil, "timeout" end
+    if data then
+      if #data <= max then return data end
+      c.nbuf = nil
+      buf:push(data)  -- more than asked for: the rest stays buffered
+      local size = buf:size()
+      if size > c.max_input and not c.paused then
+        c.paused = true
+        c_pause(c)
+      end
+    end
   end
 end
 
@@ -518,6 +586,7 @@ function Cosocket:receiveuntil(delim, opts)
       return nil
     end
     local buf, deadline = c.buf, nil
+    c.nbuf = nil
     while true do
       local data, found = buf:upto(delim, inclusive, size)
       if data then
@@ -535,10 +604,9 @@ function Cosocket:receiveuntil(delim, opts)
   end
 end
 
--- Queues s, waiting for the queue to drain when it is above its high-water mark.
-local function put(self, c, s)
-  local r, msg, code = c_send(c, s)
-  if r then return true end
+-- send() gave r: false (queued above the high-water mark: wait for the
+-- queue to drain) or nil (failed: the connection is closed).
+local function after_send(self, c, r, msg, code)
   if r == nil then
     self.c = nil
     c_close(c)
@@ -558,6 +626,13 @@ local function put(self, c, s)
   return true
 end
 
+-- Queues s, waiting for the queue to drain when it is above its high-water mark.
+local function put(self, c, s)
+  local r, msg, code = c_send(c, s)
+  if r then return true end
+  return after_send(self, c, r, msg, code)
+end
+
 local function put_string(self, c, s)
   local n = #s
   if n <= SEND_CHUNK then return put(self, c, s) end
@@ -574,6 +649,15 @@ function Cosocket:send(data)
   if not c or c.closed then return nil, "closed" end
   local t = type(data)
   if t == "string" then
+    local n = #data
+    if n <= SEND_CHUNK then  -- the common case, inline
+      local r, msg, code
+      if c.id then r, msg, code = c.srv:send(c.id, data) else r, msg, code = c.sock:send(data) end
+      if r then return n end
+      local ok, err, code2 = after_send(self, c, r, msg, code)
+      if not ok then return nil, err, code2 end
+      return n
+    end
     local ok, err, code = put_string(self, c, data)
     if not ok then return nil, err, code end
     return #data
@@ -739,13 +823,12 @@ function co.listen(host, port, handler, opts)
       c.srv, c.id, c.open = srv, id, true
       conns[id] = c
       local sock = new_cosocket(c)
-      local th = coroutine_create(handler)
-      threads[th] = { on_exit = function() sock:close() end }
-      resume_now(th, sock)
+      local th = new_thread(handler, { on_exit = function() sock:close() end })
+      first_resume(th, sock)
     end,
     data = function(id, d)
       local c = conns[id]
-      if c then on_data(c, d) end
+      if c then return data_to(c, d) end
     end,
     drain = function(id)
       local c = conns[id]
