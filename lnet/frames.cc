@@ -134,6 +134,8 @@ bool emit_lua(void* ud, const char* msg, size_t len) {
     b->raised = true;  // the error stays on the stack
     return false;
   }
+  // A pause() stops reading from the socket; the messages already read are
+  // still delivered (as a whole read is without framing).
   return b->conn->state == ConnState::Open && !b->conn->read_eof;
 }
 
@@ -146,7 +148,7 @@ int batch_body(lua_State* L) {
   if (lua_type(L, -1) == LUA_TUSERDATA &&
       lua_getiuservalue(L, -1, b->target->slot) == LUA_TFUNCTION)
     b->fn = lua_gettop(L);
-  b->result = framer_feed(b->conn->frames, b->conn->opt->framing, b->data, b->len, emit_lua, b);
+  b->result = framer_feed(b->conn->frames, b->conn->opt.framing, b->data, b->len, emit_lua, b);
   if (b->raised) return lua_error(L);  // as any callback error (its traceback made)
   return 0;
 }
@@ -154,7 +156,7 @@ int batch_body(lua_State* L) {
 }  // namespace
 
 bool conn_frames(Conn* c, const char* data, size_t len) noexcept {
-  const FrameSpec& spec = c->opt->framing;
+  const FrameSpec& spec = c->opt.framing;
   if (spec.kind == FrameSpec::None) return false;
   if (c->frames == nullptr) {
     c->frames = new (std::nothrow) Framer();
@@ -173,11 +175,17 @@ bool conn_frames(Conn* c, const char* data, size_t len) noexcept {
     EmitTo e{c, c->owner};
     r = framer_feed(c->frames, spec, data, len, emit_message, &e);
   }
-  if (r == FeedResult::Failed && c->state == ConnState::Open) {
-    conn_close(c, EndKind::Error, EMSGSIZE);
-    c->reason = c->frames->reason;  // lives until the connection is released
-  }
+  if (r == FeedResult::Failed && c->state == ConnState::Open)
+    conn_close(c, EndKind::Framing, 0);  // the reason lives until conn_release
   return true;
+}
+
+const char* conn_frames_reason(const Conn* c) noexcept {
+  return c->frames ? c->frames->reason : "message refused by framing";
+}
+
+const char* conn_frames_code(const Conn* c) noexcept {
+  return c->frames && c->frames->code ? c->frames->code : "MESSAGE_TOO_LONG";
 }
 
 void conn_frames_free(Conn* c) noexcept {

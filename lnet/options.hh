@@ -20,9 +20,10 @@ struct Options {
   int backlog = 511;
   bool reuseport = false;
   int64_t max_connections = 0;    // 0 = unlimited
-  size_t max_buffer = 8u << 20;   // bytes queued per direction
+  size_t max_buffer = 0;          // send() aborts when this much is queued; 0 = no limit
   size_t high_water = 64u << 10;  // send() returns false above this
   bool allow_half_open = false;
+  int64_t linger_timeout_ms = 30000;  // disconnect() resets after this long without progress; 0 = never
   FrameSpec framing;              // 'framing' and 'max_message' (kind None: raw data)
 };
 

@@ -2,10 +2,9 @@
 // evdns and tries every address in turn; all Lua callbacks fire from the loop.
 #include "address.hh"
 #include "conn.hh"
+#include "errors.hh"
 #include "objects.hh"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include <sys/socket.h>
@@ -30,17 +29,17 @@ enum Pending : unsigned { kStart = 1, kAttempt = 2, kFinish = 4 };
 
 struct Socket final : ConnOwner {
   Conn conn;
-  Options opt;  // from the constructor
-  Options cur;  // in force for the current connection
+  Options opt;  // from the constructor; the connection copies its own
   char host[256] = "";
   int port = 0;
   Lookup* lookup = nullptr;
   evutil_addrinfo* addrs = nullptr;
   evutil_addrinfo* next_addr = nullptr;
-  event* timeout_ev = nullptr;
+  event* timeout_ev = nullptr;  // made by connect() when a timeout is set
   int last_err = 0;
-  bool connected_fired = false;
-  bool failed = false;           // the connect failed (message in msg)
+  bool connected_fired = false;  // 'disconnected' is owed
+  bool error_due = false;        // 'error' (msg, code) is to fire
+  const char* code = nullptr;    // static text
   char msg[kEndpointLen + 128] = "";
 
   void conn_connect_result(Conn* c, int err) noexcept override;
@@ -71,27 +70,27 @@ void clear_attempt(Socket* s) noexcept {
   if (s->timeout_ev) event_del(s->timeout_ev);
 }
 
-// The connect failed: nothing was connected, so only 'error' fires.
-void fail(Socket* s, const char* why) noexcept {
+// The connect failed: nothing was connected, so only 'error' fires (from
+// the loop). why is static text; code its stable name.
+void fail(Socket* s, const char* why, const char* code) noexcept {
   char endpoint[kEndpointLen];
   format_endpoint(endpoint, sizeof endpoint, s->host, s->port);
   std::snprintf(s->msg, sizeof s->msg, "connect to %s failed: %s", endpoint, why);
+  s->code = code;
+  s->error_due = true;
   clear_attempt(s);
-  conn_drop(&s->conn);  // what was sent while connecting goes too
-  s->conn.state = ConnState::Closed;
-  s->failed = true;
-  s->conn.pending |= kFinish;
-  defer(s->conn.ctx, &s->conn.defer);
+  // What was sent while connecting goes too; the end is this failure.
+  conn_close(&s->conn, EndKind::Orderly, 0);
+}
+
+void fail_errno(Socket* s, int err) noexcept {
+  fail(s, evutil_socket_error_to_string(err), errno_code(err));
 }
 
 void attempt(Socket* s) noexcept {
   Conn* c = &s->conn;
   if (c->state != ConnState::Connecting) return;  // timed out or closed meanwhile
-  if (c->fd >= 0) {  // the previous address failed
-    bufferevent_setfd(c->bev, -1);
-    evutil_closesocket(c->fd);
-    c->fd = -1;
-  }
+  conn_detach(c);  // the previous address failed
   while (s->next_addr) {
     evutil_addrinfo* ai = s->next_addr;
     s->next_addr = ai->ai_next;
@@ -102,16 +101,18 @@ void attempt(Socket* s) noexcept {
     }
     if (::connect(fd, ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen)) == 0 ||
         errno == EINPROGRESS) {
-      c->fd = fd;
-      bufferevent_setfd(c->bev, fd);
-      // With the fd set and no address, libevent waits for the connect.
-      bufferevent_socket_connect(c->bev, nullptr, 0);
+      if (!conn_attach(c, fd)) {
+        ::close(fd);
+        fail_errno(s, ENOMEM);
+        return;
+      }
+      conn_connecting(c);  // the write event reports the result (SO_ERROR)
       return;
     }
     s->last_err = errno;
     ::close(fd);
   }
-  fail(s, evutil_socket_error_to_string(s->last_err ? s->last_err : ECONNREFUSED));
+  fail_errno(s, s->last_err ? s->last_err : ECONNREFUSED);
 }
 
 void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
@@ -119,7 +120,7 @@ void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
   s->lookup = nullptr;
   if (err != 0) {
     if (ai) evutil_freeaddrinfo(ai);
-    fail(s, evutil_gai_strerror(err));
+    fail(s, evutil_gai_strerror(err), eai_code(err));
     return;
   }
   s->addrs = s->next_addr = ai;
@@ -130,52 +131,46 @@ void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
 void on_timeout(evutil_socket_t, short, void* arg) {
   Socket* s = static_cast<Socket*>(arg);
   if (s->conn.state == ConnState::Resolving || s->conn.state == ConnState::Connecting)
-    fail(s, "timed out");
+    fail(s, "timed out", "ETIMEDOUT");
 }
 
 void start(Socket* s) noexcept {
   if (s->conn.state != ConnState::Resolving) return;
-  if (s->cur.timeout_ms > 0) {
-    if (!s->timeout_ev) s->timeout_ev = event_new(s->conn.ctx->base, -1, 0, on_timeout, s);
-    if (s->timeout_ev) {
-      timeval tv = ms_timeval(s->cur.timeout_ms);
-      event_add(s->timeout_ev, &tv);
-    }
+  if (s->conn.opt.timeout_ms > 0) {
+    timeval tv = ms_timeval(s->conn.opt.timeout_ms);
+    event_add(s->timeout_ev, &tv);
   }
   // May answer at once (numeric host): on_lookup then runs before this returns.
   Lookup* lk = lookup_start(s->conn.ctx, s->host, s->port, false, on_lookup, s);
   if (lk) s->lookup = lk;
 }
 
-// The end of a connection or of a failed attempt, from the loop.
+// The end of a connection or of a failed attempt, from the loop: 'error'
+// (when due), then 'disconnected' (when 'connected' fired). A callback that
+// raises or stops the loop leaves the rest for the next net.loop().
 void finish(Socket* s) noexcept {
   Conn* c = &s->conn;
   Context* ctx = c->ctx;
-  bool was_connected = s->connected_fired;
-  s->connected_fired = false;
-  const char* message = nullptr;
-  if (s->failed) {
-    message = s->msg;
-  } else if (c->end == EndKind::IdleTimeout) {
-    message = "idle timeout";
-  } else if (c->end == EndKind::Error) {
-    char endpoint[kEndpointLen];
-    format_endpoint(endpoint, sizeof endpoint, s->host, s->port);
-    std::snprintf(s->msg, sizeof s->msg, "connection to %s failed: %s", endpoint, c->reason);
-    message = s->msg;
-  }
-  s->failed = false;
-  if (message) {
+  if (c->state != ConnState::Closed) return;
+  if (s->error_due) {
+    s->error_due = false;
     Call call;
     call.key = s;
     call.slot = kError;
-    call.text = message;
-    call.len = std::strlen(message);
+    call.text = s->msg;
+    call.len = std::strlen(s->msg);
+    call.code = s->code;
     call.report = true;
-    if (!was_connected) c->state = ConnState::Idle;  // the last callback: may connect again
+    if (!s->connected_fired) c->state = ConnState::Idle;  // the last callback: may connect again
     fire(ctx, &call);
+    if (c->state == ConnState::Closed && halted(ctx)) {
+      c->pending |= kFinish;
+      defer(ctx, &c->defer);
+      return;
+    }
   }
-  if (was_connected && c->state == ConnState::Closed) {
+  if (s->connected_fired && c->state == ConnState::Closed) {
+    s->connected_fired = false;
     c->state = ConnState::Idle;
     fire_simple(s, kDisconnected);
   }
@@ -200,12 +195,15 @@ void Socket::conn_connect_result(Conn* c, int err) noexcept {
   }
   clear_attempt(this);
   if (!conn_opened(c)) {
-    fail(this, evutil_socket_error_to_string(ENOMEM));
+    fail_errno(this, ENOMEM);
     return;
   }
   connected_fired = true;
   fire_simple(this, kConnected);
-  if (c->end_wanted && c->state == ConnState::Open) conn_disconnect(c);
+  if (c->close_queued && c->state == ConnState::Open) {
+    c->close_queued = false;
+    conn_disconnect(c);
+  }
 }
 
 void Socket::conn_data(Conn*, const char* data, size_t len) noexcept {
@@ -222,6 +220,18 @@ void Socket::conn_drain(Conn*) noexcept { fire_simple(this, kDrain); }
 void Socket::conn_end(Conn*) noexcept { fire_simple(this, kEnd); }
 
 void Socket::conn_closed(Conn* c) noexcept {
+  if (!error_due && c->end != EndKind::Orderly) {  // an established connection failed
+    if (c->end == EndKind::IdleTimeout) {
+      std::snprintf(msg, sizeof msg, "idle timeout");
+    } else {
+      char endpoint[kEndpointLen];
+      format_endpoint(endpoint, sizeof endpoint, host, port);
+      std::snprintf(msg, sizeof msg, "connection to %s failed: %s", endpoint,
+                    conn_end_reason(c));
+    }
+    code = conn_end_code(c);
+    error_due = true;
+  }
   c->pending |= kFinish;
   defer(c->ctx, &c->defer);
 }
@@ -241,11 +251,10 @@ int socket_new(lua_State* L) {
   luaL_setmetatable(L, kTypeName);
   s->conn.ctx = ctx;
   s->conn.owner = s;
-  s->conn.opt = &s->cur;
+  s->conn.opt = opt;
   s->conn.defer.run = run_deferred;
   s->conn.defer.owner = s;
   s->opt = opt;
-  s->cur = opt;
   return 1;
 }
 
@@ -273,20 +282,21 @@ int socket_connect(lua_State* L) {
                           ? " (connect again from 'disconnected')"
                           : "");
   }
+  if (cur.timeout_ms > 0 && s->timeout_ev == nullptr) {
+    // Made here, where raising is allowed: a timeout never silently goes.
+    s->timeout_ev = event_new(s->conn.ctx->base, -1, 0, on_timeout, s);
+    if (s->timeout_ev == nullptr) return luaL_error(L, "connect: out of memory");
+  }
   set_callbacks(L, 1, 4, kCallbackNames);
   anchor(L, s->conn.ctx, s, 1);  // the last call that may raise
   Conn* c = &s->conn;
-  conn_create(c, -1);
-  if (!conn_output(c)) {  // holds what is sent before the connect completes
-    unanchor(L, c->ctx, s);
-    return luaL_error(L, "connect: out of memory");
-  }
+  conn_create(c, cur);
   std::memcpy(s->host, host, hlen);
   s->host[hlen] = '\0';
   s->port = port;
-  s->cur = cur;
   s->last_err = 0;
-  s->failed = s->connected_fired = false;
+  s->error_due = s->connected_fired = false;
+  s->code = nullptr;
   c->state = ConnState::Resolving;
   c->pending = kStart;
   defer(c->ctx, &c->defer);
@@ -304,29 +314,20 @@ int socket_send(lua_State* L) {
 // Ends a connection attempt that never connected: nothing fires.
 void cancel_attempt(lua_State* L, Socket* s) {
   clear_attempt(s);
-  conn_drop(&s->conn);
-  s->conn.state = ConnState::Idle;
+  conn_release(&s->conn);
   s->conn.pending = 0;
-  undefer(&s->conn.defer);
+  s->error_due = false;
   unanchor(L, s->conn.ctx, s);
 }
 
 int socket_disconnect(lua_State* L) {
   Socket* s = check_socket(L);
-  switch (s->conn.state) {
-    case ConnState::Resolving:
-    case ConnState::Connecting:
-      s->conn.end_wanted = true;  // connect, flush what was sent, close
-      break;
-    case ConnState::Open:
-      conn_disconnect(&s->conn);
-      break;
-    default:
-      break;
-  }
+  conn_disconnect(&s->conn);
   return 0;
 }
 
+// close(): nothing more fires, except the 'disconnected' owed to a
+// connection whose 'connected' fired.
 int socket_close(lua_State* L) {
   Socket* s = check_socket(L);
   switch (s->conn.state) {
@@ -337,6 +338,10 @@ int socket_close(lua_State* L) {
     case ConnState::Open:
     case ConnState::Closing:
       conn_close(&s->conn, EndKind::Orderly, 0);
+      break;
+    case ConnState::Closed:  // ended this round; its callbacks are still to come
+      s->error_due = false;
+      if (!s->connected_fired) cancel_attempt(L, s);
       break;
     default:
       break;
@@ -363,7 +368,7 @@ int socket_resume(lua_State* L) {
 // The socket of an established connection, else -1 ("not connected").
 evutil_socket_t connected_fd(const Socket* s) {
   ConnState st = s->conn.state;
-  return st == ConnState::Open || st == ConnState::Closing ? conn_fd(&s->conn) : -1;
+  return st == ConnState::Open || st == ConnState::Closing ? s->conn.fd : -1;
 }
 
 int socket_peer(lua_State* L) { return push_socket_address(L, connected_fd(check_socket(L)), true); }

@@ -69,7 +69,7 @@ for name in pairs(options) do
   t.truthy(ok, "declared option '" .. name .. "' rejected: " .. tostring(err))
   t.truthy(readme:find("| `" .. name .. "` |", 1, true), "README options table lacks " .. name)
 end
-t.truthy(#sorted_keys(options) == 12, "twelve options declared")
+t.truthy(#sorted_keys(options) == 13, "thirteen options declared (linger_timeout: issue 8; framing, max_message: issue 9)")
 t.raises("unknown option 'nodelya'", function() net.TCPSocket({ nodelya = true }) end)
 
 -- Callbacks: every declared name is one the module checks.
