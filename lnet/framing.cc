@@ -12,6 +12,7 @@ const char kNewline[] = "\n";
 
 // memmem for one byte is memchr (faster); otherwise glibc's two-way search.
 const char* find(const char* p, size_t n, const char* d, size_t dlen) noexcept {
+  if (n < dlen) return nullptr;  // also: p may be null when nothing is held
   if (dlen == 1) return static_cast<const char*>(std::memchr(p, d[0], n));
   return static_cast<const char*>(memmem(p, n, d, dlen));
 }
