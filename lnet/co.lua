@@ -228,9 +228,10 @@ local function new_record(opts)
   }
 end
 
-local on_data
+local on_data, clear_read_timer
 
 local function wake_all(c)
+  clear_read_timer(c)
   if c.reader then step(c.reader, c.rtoken, "closed") end
   if c.writer then step(c.writer, c.wtoken, "closed") end
   if c.connector then step(c.connector, c.ctoken, "closed") end
@@ -439,13 +440,41 @@ local function consumed(c)
   end
 end
 
+-- A read's timeout: one timer per connection, armed for the earliest
+-- deadline and left running across reads that end in time (a timer per read
+-- would cost more than the read); when it fires before the current read's
+-- deadline it is armed again. Cleared when the connection ends or is pooled.
+local function read_timer_fired(c)
+  c.rtimer = nil
+  local deadline = c.rdeadline
+  if not deadline or not c.reader then return end
+  local left = deadline - net_now()
+  if left > 0 then
+    c.rtimer, c.rtimer_at = setTimeout(read_timer_fired, left, c), deadline
+    return
+  end
+  step(c.reader, c.rtoken, "timeout")
+end
+
+function clear_read_timer(c)
+  if c.rtimer then
+    clearTimeout(c.rtimer)
+    c.rtimer = nil
+  end
+end
+
 -- Waits for more input (or the end). Returns "timeout" or nil, and the
 -- data itself when direct (receiveany on an empty buffer) and it came.
 local function wait_input(self, c, deadline, direct)
-  local ms
   if deadline then
-    ms = deadline - net_now()
+    local ms = deadline - net_now()
     if ms <= 0 then return "timeout" end
+    c.rdeadline = deadline
+    local timer = c.rtimer
+    if not timer or c.rtimer_at > deadline then
+      if timer then clearTimeout(timer) end
+      c.rtimer, c.rtimer_at = setTimeout(read_timer_fired, ms, c), deadline
+    end
   end
   if c.paused then  -- the reader asks for more: read past the limit
     c.paused = false
@@ -458,11 +487,9 @@ local function wait_input(self, c, deadline, direct)
   tokens = token
   waiting[th] = token
   c.reader, c.rtoken, c.direct = th, token, direct
-  local timer = ms and setTimeout(on_timer, ms, th, token)
   local r, data = coroutine_yield()
-  if timer then clearTimeout(timer) end
   waiting[th] = nil
-  c.reader, c.direct = nil, nil
+  c.reader, c.direct, c.rdeadline = nil, nil, nil
   if r == "timeout" then return r end
   return nil, data
 end
@@ -666,6 +693,10 @@ function Cosocket:send(data)
   if t ~= "table" then
     error(("bad argument #1 to 'send' (string or table expected, got %s)"):format(t), 2)
   end
+  if #data <= 32 then  -- a small flat array (a protocol command): one string
+    local ok, s = pcall(concat, data)
+    if ok then return self:send(s) end
+  end
   -- Small pieces are joined into batches; a big one goes on its own, so a
   -- table of large strings is never copied into one string.
   local parts, np, held, total = {}, 0, 0, 0
@@ -758,6 +789,7 @@ function Cosocket:setkeepalive(idle_ms, size)
   end
   list[#list + 1] = c
   c.pooled = true
+  clear_read_timer(c)
   if c.paused then c.paused = false; c_resume(c) end  -- to see the peer close it
   if idle_ms > 0 then
     c.idle_timer = setTimeout(function()

@@ -85,6 +85,22 @@ t.run(20000, function()
   t.eq(e2, "closed", "closed")
   t.eq(p2, "xyz", "partial on close")
 
+  -- Reads that end in time, then one that times out: never early, and
+  -- not later than the timeout plus a margin.
+  s = connect(function(sock)
+    for i = 1, 4 do sock:send("tick" .. i .. "\n"); co.sleep(60) end
+    co.sleep(2000)
+  end)
+  s:settimeout(150)
+  for i = 1, 4 do t.eq(s:receive(), "tick" .. i, "read in time " .. i) end
+  local t0 = net.now()
+  local rt, et = s:receive()
+  local waited = net.now() - t0
+  t.eq(rt, nil, "then a timeout")
+  t.eq(et, "timeout", "timeout message")
+  t.truthy(waited >= 149 and waited < 1500, "timed out after " .. waited .. " ms (timeout 150)")
+  s:close()
+
   -- A nested table is sent as one stream; the result is the byte count.
   local got
   s = connect(function(sock) got = sock:receive("*a") end)
