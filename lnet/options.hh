@@ -36,6 +36,10 @@ void parse_options(lua_State* L, int idx, int arg, Options* o);
 void parse_framing(lua_State* L, int idx, int arg, FrameSpec* spec);
 // The 'max_message' option on the stack top.
 void parse_max_message(lua_State* L, int arg, FrameSpec* spec);
+// luaL_checkinteger and luaL_checknumber, except that a string (even
+// "80") raises like any other wrong type: "number expected, got string".
+lua_Integer check_integer(lua_State* L, int arg);
+lua_Number check_number(lua_State* L, int arg);
 
 // Checks a host argument (string, at most 255 bytes, no NUL) and a port
 // (integer 0..65535): raises bad argument otherwise.

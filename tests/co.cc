@@ -322,7 +322,10 @@ struct Redis {
 
   Redis() {
     for (int attempt = 0; attempt < 5 && !child; attempt++) {
-      port = lnet_test::closed_port();
+      {
+        lnet_test::ClosedPort free_port;  // a free port, released for redis to bind
+        port = free_port.port();
+      }
       auto c = std::make_unique<lnet_test::Child>(std::vector<std::string>{
           "redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
           "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no"});

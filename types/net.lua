@@ -29,6 +29,12 @@ function net.stop() end
 ---@return integer
 function net.now() end
 
+---How many network errors the module wrote to stderr ("lnet: message")
+---because no `error` callback was there to take them. The lnet runner exits
+---with status 1 when it is not 0.
+---@return integer
+function net.unhandled_errors() end
+
 ---@class net.Timer
 local Timer = {}
 
@@ -81,6 +87,7 @@ function net.clearInterval(timer) end
 ---@field adjust? integer added to the length field to give the body size (default 0; -4 when the field counts itself)
 ---@field max_message? integer as the option of the same name
 
+---Callbacks of connect(); read raw (a metatable is not consulted). Unknown names raise.
 ---@class net.SocketCallbacks
 ---@field connected? fun() the connection is established
 ---@field data? fun(data: string) bytes arrived
@@ -89,6 +96,7 @@ function net.clearInterval(timer) end
 ---@field drain? fun() the send queue emptied after send() returned false
 ---@field end? fun() the peer closed its side (with allow_half_open)
 
+---Callbacks of listen(); read raw (a metatable is not consulted). Unknown names raise.
 ---@class net.ServerCallbacks
 ---@field connected? fun(client_id: integer) a client connected
 ---@field data? fun(client_id: integer, data: string) bytes from a client
