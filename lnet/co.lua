@@ -280,7 +280,12 @@ function on_data(c, d)
     c.paused = true
     c_pause(c)
   end
-  if c.reader then step(c.reader, c.rtoken) end
+  local reader = c.reader
+  -- From a 'data' callback, never inside a coroutine: resume at once.
+  if reader and waiting[reader] == c.rtoken then
+    waiting[reader] = nil
+    return resume_now(reader)
+  end
 end
 
 local function on_drain(c)
