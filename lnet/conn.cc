@@ -210,7 +210,8 @@ void on_readable(evutil_socket_t, short, void* arg) {
       c->bytes_in += static_cast<uint64_t>(n);
       c->last_active = now_ms();
       if (!closing) {
-        c->owner->conn_data(c, buf, static_cast<size_t>(n));
+        if (!conn_frames(c, buf, static_cast<size_t>(n)))
+          c->owner->conn_data(c, buf, static_cast<size_t>(n));
         // The callback may have closed, disconnected or paused it, or raised
         // (or called net.stop()): then nothing more is delivered this round;
         // the rest waits in the socket for the next net.loop().
@@ -505,6 +506,7 @@ void conn_release(Conn* c) noexcept {
   c->transport_data = nullptr;
   drop_queue(c);
   free_io(c);
+  conn_frames_free(c);  // after the owner read conn_end_reason()
   if (c->idle_ev) event_free(c->idle_ev);
   if (c->linger_ev) event_free(c->linger_ev);
   c->idle_ev = c->linger_ev = nullptr;
@@ -519,6 +521,7 @@ const char* conn_end_reason(const Conn* c) noexcept {
     case EndKind::IdleTimeout: return "idle timeout";
     case EndKind::MaxBuffer: return "send buffer full (max_buffer reached)";
     case EndKind::LingerTimeout: return "linger timeout";
+    case EndKind::Framing: return conn_frames_reason(c);
     default: return evutil_socket_error_to_string(c->err);  // strerror: static text
   }
 }
@@ -529,6 +532,7 @@ const char* conn_end_code(const Conn* c) noexcept {
     case EndKind::IdleTimeout: return kCodeIdleTimeout;
     case EndKind::MaxBuffer: return kCodeMaxBuffer;
     case EndKind::LingerTimeout: return kCodeLingerTimeout;
+    case EndKind::Framing: return conn_frames_code(c);
     default: return errno_code(c->err);
   }
 }

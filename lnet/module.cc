@@ -91,6 +91,7 @@ extern "C" LNET_EXPORT int luaopen_net(lua_State* L) {
   lnet::register_socket(L, ctx_idx, module_idx);
   lnet::register_server(L, ctx_idx, module_idx);
   lnet::register_workers(L, ctx_idx, module_idx);
+  lnet::register_framing(L, ctx_idx, module_idx);
   lua_pushliteral(L, "lnet 0.1.0");
   lua_setfield(L, module_idx, "_VERSION");
   lua_pushstring(L, event_get_version());

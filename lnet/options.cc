@@ -203,6 +203,10 @@ void parse_options(lua_State* L, int idx, int arg, Options* o) {
           opt_int(L, arg, k, 1, kMaxMs);
     } else if (!std::strcmp(k, "send_proxy")) {
       opt_send_proxy(L, arg, o->send_proxy ? o->send_proxy : &send_scratch);
+    } else if (!std::strcmp(k, "framing")) {
+      parse_framing(L, -1, arg, &o->framing);
+    } else if (!std::strcmp(k, "max_message")) {
+      parse_max_message(L, arg, &o->framing);
     } else {
       luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'", k));
     }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "proxy_protocol.hh"
+#include "framing.hh"
 
 #include <lua.hpp>
 
@@ -50,6 +51,7 @@ struct Options {
   // in each connection's copy of the options; null: checked, then dropped.
   ProxyListen* proxy_listen = nullptr;
   SendProxy* send_proxy = nullptr;
+  FrameSpec framing;              // 'framing' and 'max_message' (kind None: raw data)
 };
 
 // Reads the options table at idx (nil or none leaves o as it is) into o.
@@ -57,6 +59,10 @@ struct Options {
 // of the wrong type or range.
 void parse_options(lua_State* L, int idx, int arg, Options* o);
 
+// The 'framing' option at idx into spec (frames.cc); raises bad argument.
+void parse_framing(lua_State* L, int idx, int arg, FrameSpec* spec);
+// The 'max_message' option on the stack top.
+void parse_max_message(lua_State* L, int arg, FrameSpec* spec);
 // luaL_checkinteger and luaL_checknumber, except that a string (even
 // "80") raises like any other wrong type: "number expected, got string".
 lua_Integer check_integer(lua_State* L, int arg);

@@ -74,6 +74,12 @@ struct Server final : ConnOwner {
   void conn_drain(Conn* c) noexcept override;
   void conn_end(Conn* c) noexcept override;
   void conn_closed(Conn* c) noexcept override;
+  bool conn_data_callback(Conn* c, Call* call) noexcept override {
+    call->key = this;
+    call->slot = kData;
+    call->id = c->id;
+    return true;
+  }
 };
 
 void fire_conn(Server* srv, int slot, lua_Integer id, const char* text = nullptr) {

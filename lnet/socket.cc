@@ -48,6 +48,11 @@ struct Socket final : ConnOwner {
   void conn_drain(Conn* c) noexcept override;
   void conn_end(Conn* c) noexcept override;
   void conn_closed(Conn* c) noexcept override;
+  bool conn_data_callback(Conn*, Call* call) noexcept override {
+    call->key = this;
+    call->slot = kData;
+    return true;
+  }
 };
 
 void fire_simple(Socket* s, int slot) {

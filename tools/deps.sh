@@ -17,6 +17,7 @@ lnet_deps_packages=(
   lua-cjson lua-dkjson luarocks
   netcat-openbsd curl valgrind coreutils
   haproxy nginx-light libnginx-mod-stream
+  redis-server redis-tools lua-nginx-redis lua-copas lua-socket lua5.1
 )
 
 # A command each package provides, to check with command -v where there is
@@ -35,6 +36,9 @@ lnet_deps_command() {
     coreutils) echo timeout ;;
     haproxy) echo haproxy ;;
     nginx-light) echo nginx ;;
+    redis-server) echo redis-server ;;
+    redis-tools) echo redis-benchmark ;;
+    lua5.1) echo lua5.1 ;;
     *) echo "" ;;
   esac
 }

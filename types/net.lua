@@ -88,6 +88,8 @@ function net.clearInterval(timer) end
 ---@field proxy_trusted? string[] server: the addresses or CIDR ranges that may connect with proxy_protocol (default: any)
 ---@field proxy_header_timeout? integer server: a header not complete by then closes the connection, ms (default 3000)
 ---@field send_proxy? net.SendProxy client: the PROXY header sent before anything else
+---@field framing? string|net.Framing "line" or a table: `data` then receives whole messages (default none: bytes as read)
+---@field max_message? integer with framing, a longer message ends the connection: "message too long (N > max)" (default 1 MiB)
 
 ---@alias net.ProxyMode
 ---| "off" # no header (the default)
@@ -123,6 +125,13 @@ function net.clearInterval(timer) end
 ---@field unique_id? string
 ---@field tlvs {type: integer, value: string}[] every v2 TLV in order
 
+---@class net.Framing
+---@field delimiter? string messages end with these bytes (1 to 64), removed
+---@field length? 1|2|4|8 messages start with a length field of this many bytes, removed
+---@field endian? "big"|"little" byte order of the length field (default "big")
+---@field adjust? integer added to the length field to give the body size (default 0; -4 when the field counts itself)
+---@field max_message? integer as the option of the same name
+
 ---Callbacks of connect(); read raw (a metatable is not consulted). Unknown names raise.
 ---@class net.SocketCallbacks
 ---@field connected? fun() the connection is established
@@ -154,6 +163,12 @@ function net.clearInterval(timer) end
 ---@field proxy_invalid integer connections closed for an invalid or oversized PROXY header
 ---@field proxy_untrusted integer connections closed for a source not in proxy_trusted
 ---@field proxy_timeout integer connections closed for a PROXY header not complete in time
+
+---A length-prefixed message: the length field, then payload.
+---@param payload string
+---@param spec? net.Framing a `length` framing (default {length = 4, endian = "big"})
+---@return string
+function net.frame(payload, spec) end
 
 ---@class net.TCPSocket
 local TCPSocket = {}
