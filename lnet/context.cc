@@ -1,6 +1,7 @@
 #include "context.hh"
 
 #include "address.hh"
+#include "tls.hh"
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -54,6 +55,8 @@ void context_free(Context* ctx) noexcept {
   ctx->defer_ev = nullptr;
   ctx->base = nullptr;
   lookup_free_orphans(ctx);
+  tls_shared_free(ctx->tls);
+  ctx->tls = nullptr;
   std::free(ctx->read_buf);
   ctx->read_buf = nullptr;
 }

@@ -19,6 +19,7 @@ namespace lnet {
 
 struct Context;
 struct Lookup;
+struct TlsShared;
 
 // Work that must run from the loop, never inside the Lua call that caused it
 // (SPEC Part C). An object embeds one node; queueing it twice is a no-op.
@@ -43,6 +44,7 @@ struct Context {
   Lookup* orphans = nullptr;   // cancelled lookups not yet answered (address.cc)
   char* read_buf = nullptr;    // every connection reads into it (made on first use)
   int64_t timer_clock_us = 0;  // last timer start time: strictly increasing (timer.cc)
+  TlsShared* tls = nullptr;    // the TLS BIO method and default client context (tls.hh)
 };
 
 // The size of Context::read_buf: the most one read() takes.

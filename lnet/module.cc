@@ -2,6 +2,7 @@
 // object type shares (metatables, callback tables).
 #include "context.hh"
 #include "objects.hh"
+#include "tls.hh"
 
 #include <event2/event.h>
 
@@ -118,6 +119,7 @@ extern "C" LNET_EXPORT int luaopen_net(lua_State* L) {
   lnet::register_timer(L, ctx_idx, module_idx);
   lnet::register_socket(L, ctx_idx, module_idx);
   lnet::register_server(L, ctx_idx, module_idx);
+  lnet::register_tls(L, ctx_idx, module_idx);
   lua_pushliteral(L, "lnet 0.1.0");
   lua_setfield(L, module_idx, "_VERSION");
   lua_pushstring(L, event_get_version());

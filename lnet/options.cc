@@ -1,5 +1,7 @@
 #include "options.hh"
 
+#include "tls.hh"
+
 #include <cstring>
 
 namespace lnet {
@@ -69,7 +71,7 @@ void parse_options(lua_State* L, int idx, int arg, Options* o) {
       o->high_water = static_cast<size_t>(opt_int(L, arg, k, 0, kMaxBytes));
     } else if (!std::strcmp(k, "allow_half_open")) {
       o->allow_half_open = opt_bool(L, arg, k);
-    } else {
+    } else if (!parse_tls_option(L, arg, k, o)) {
       luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'", k));
     }
     lua_pop(L, 1);

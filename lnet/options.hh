@@ -9,6 +9,9 @@
 
 namespace lnet {
 
+struct TlsConfig;
+struct TlsSni;
+
 struct Options {
   bool nodelay = false;
   bool keepalive = false;
@@ -21,6 +24,15 @@ struct Options {
   size_t max_buffer = 8u << 20;   // bytes queued per direction
   size_t high_water = 64u << 10;  // send() returns false above this
   bool allow_half_open = false;
+  // TLS (tls.hh): borrowed from the arguments until tls_options_retain,
+  // then owned by the object that keeps the options.
+  TlsConfig* tls = nullptr;
+  bool tls_default = false;              // tls = true: the default client context
+  int8_t servername_mode = 0;            // 0: the host; 1: servername; -1: false (no SNI)
+  char servername[256] = "";
+  int sni_idx = 0;                       // the sni table's stack index while parsing
+  TlsSni* sni = nullptr;
+  int64_t handshake_timeout_ms = 10000;  // 0 = none
 };
 
 // Reads the options table at idx (nil or none leaves o as it is) into o.
