@@ -1,5 +1,7 @@
 #include "conn.hh"
 
+#include "tls.hh"
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -32,7 +34,9 @@ constexpr int kReadRounds = 4;  // reads per readable event, for fairness
 void on_write(bufferevent*, void* arg);
 void on_event(bufferevent*, short what, void* arg);
 
-void on_eof(Conn* c) noexcept {
+}  // namespace
+
+void conn_read_eof(Conn* c) noexcept {
   c->read_eof = true;
   if (c->rev) event_del(c->rev);
   if (c->opt->allow_half_open) {
@@ -44,8 +48,14 @@ void on_eof(Conn* c) noexcept {
   conn_disconnect(c);  // the peer is done: send what is queued, then close
 }
 
+namespace {
+
 void on_readable(evutil_socket_t fd, short, void* arg) {
   Conn* c = static_cast<Conn*>(arg);
+  if (c->tls) {
+    tls_on_readable(c);
+    return;
+  }
   char* buf = context_read_buffer(c->ctx);
   if (buf == nullptr) {
     conn_close(c, EndKind::Error, ENOMEM);
@@ -57,13 +67,14 @@ void on_readable(evutil_socket_t fd, short, void* arg) {
       c->bytes_in += static_cast<uint64_t>(n);
       c->last_active = now_ms();
       c->owner->conn_data(c, buf, static_cast<size_t>(n));
-      // The callback may have closed, disconnected or paused it.
-      if (c->state != ConnState::Open || c->paused || c->read_eof) return;
+      // The callback may have closed, disconnected, paused or upgraded it
+      // (starttls: the next read is TLS).
+      if (c->state != ConnState::Open || c->paused || c->read_eof || c->tls) return;
       if (static_cast<size_t>(n) < kReadBufferSize) return;  // drained
       continue;
     }
     if (n == 0) {
-      on_eof(c);
+      conn_read_eof(c);
       return;
     }
     int err = errno;
@@ -140,6 +151,7 @@ void apply_socket_options(Conn* c) noexcept {
 }  // namespace
 
 void conn_drop(Conn* c) noexcept {
+  tls_free(c);
   if (c->bev) bufferevent_free(c->bev);  // safe inside its own callback
   c->bev = nullptr;
   if (c->rev) event_free(c->rev);  // only ever called outside its callback
@@ -200,9 +212,22 @@ SendResult conn_send(Conn* c, const char* data, size_t len) noexcept {
   if (c->shutdown_wanted || c->end_wanted) return SendResult::Closing;
   size_t queued = conn_queued(c);
   if (len > c->opt->max_buffer || queued > c->opt->max_buffer - len) return SendResult::Full;
+  if (c->tls) {
+    if (!tls_send(c, data, len)) return SendResult::Full;
+  } else if (!conn_write(c, data, len)) {
+    return SendResult::Full;
+  }
+  if (conn_queued(c) > c->opt->high_water) {
+    c->want_drain = true;
+    return SendResult::Above;
+  }
+  return SendResult::Below;
+}
+
+bool conn_write(Conn* c, const char* data, size_t len) noexcept {
   // Write-through: with nothing queued, hand the bytes to the kernel now and
   // queue only what it did not take.
-  if (queued == 0 && len > 0 && c->state == ConnState::Open) {
+  if (conn_queued(c) == 0 && len > 0 && c->state == ConnState::Open) {
     ssize_t n = ::send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       data += n;
@@ -214,20 +239,17 @@ SendResult conn_send(Conn* c, const char* data, size_t len) noexcept {
     // error on its write and reports it from the loop.
   }
   if (len > 0) {
-    if (!conn_output(c) || bufferevent_write(c->bev, data, len) != 0) return SendResult::Full;
+    if (!conn_output(c) || bufferevent_write(c->bev, data, len) != 0) return false;
     c->bytes_queued += len;
   }
-  if (conn_queued(c) > c->opt->high_water) {
-    c->want_drain = true;
-    return SendResult::Above;
-  }
-  return SendResult::Below;
+  return true;
 }
 
 void conn_disconnect(Conn* c) noexcept {
   if (c->state != ConnState::Open) return;
   c->state = ConnState::Closing;
   if (c->rev) event_del(c->rev);  // no more 'data'
+  tls_close_notify(c);  // after what is queued, before the FIN
   if (conn_queued(c) == 0) conn_close(c, EndKind::Orderly, 0);
   // else on_write closes once the queue is flushed
 }
@@ -248,6 +270,7 @@ void conn_close(Conn* c, EndKind kind, int err) noexcept {
   if (c->fd >= 0) evutil_closesocket(c->fd);
   c->fd = -1;
   if (c->idle_ev) event_del(c->idle_ev);
+  tls_closed(c);
   c->state = ConnState::Closed;
   c->owner->conn_closed(c);
 }
@@ -259,12 +282,16 @@ void conn_pause(Conn* c) noexcept {
 
 void conn_resume(Conn* c) noexcept {
   c->paused = false;
-  if (c->rev && c->state == ConnState::Open && !c->read_eof) event_add(c->rev, nullptr);
+  if (c->rev && c->state == ConnState::Open && !c->read_eof) {
+    event_add(c->rev, nullptr);
+    tls_resume(c);
+  }
 }
 
 void conn_shutdown(Conn* c) noexcept {
   if (c->state != ConnState::Open || c->shutdown_wanted) return;
   c->shutdown_wanted = true;
+  tls_close_notify(c);
   if (conn_queued(c) == 0) {
     c->shutdown_done = true;
     ::shutdown(c->fd, SHUT_WR);
@@ -287,6 +314,7 @@ size_t conn_queued(const Conn* c) noexcept {
 }
 
 uint64_t conn_bytes_out(const Conn* c) noexcept {
+  if (c->tls) return tls_plain_out(c);  // plaintext, as the application sent it
   return c->bytes_direct + c->bytes_queued - conn_queued(c);
 }
 

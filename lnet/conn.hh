@@ -16,6 +16,8 @@ struct event;
 
 namespace lnet {
 
+struct Tls;
+
 enum class ConnState : uint8_t {
   Idle,        // no connection (never connected, or ended and finished)
   Resolving,   // client: looking up the host
@@ -36,6 +38,9 @@ struct ConnOwner {
   virtual void conn_data(Conn* c, const char* data, size_t len) noexcept = 0;
   virtual void conn_drain(Conn* c) noexcept = 0;
   virtual void conn_end(Conn* c) noexcept = 0;  // peer's FIN, with allow_half_open
+  // The TLS handshake has finished (a failure ends the connection instead:
+  // conn_closed with tls_handshake_failed(c)).
+  virtual void conn_secured(Conn* c) noexcept = 0;
   // The socket is gone (state Closed). The owner defers its 'disconnected'.
   virtual void conn_closed(Conn* c) noexcept = 0;
 
@@ -52,6 +57,7 @@ struct Conn {
   event* rev = nullptr;        // reading: EV_READ|EV_PERSIST, made when it opens
   bufferevent* bev = nullptr;  // queued output (and a client's connect); made on need
   event* idle_ev = nullptr;
+  Tls* tls = nullptr;  // the TLS transform (tls.hh), when on
   lua_Integer id = 0;  // server connections
   ConnState state = ConnState::Idle;
   EndKind end = EndKind::Orderly;
@@ -82,6 +88,12 @@ bool conn_output(Conn* c) noexcept;
 // paused), idle timer armed. False when out of memory.
 bool conn_opened(Conn* c) noexcept;
 SendResult conn_send(Conn* c, const char* data, size_t len) noexcept;
+// The transport's write path (TLS records, plaintext): writes through to
+// the socket while nothing is queued and queues the rest; false when out
+// of memory.
+bool conn_write(Conn* c, const char* data, size_t len) noexcept;
+// The peer has ended its stream (FIN, or TLS close_notify).
+void conn_read_eof(Conn* c) noexcept;
 // Graceful: no more data callbacks, queue flushed, then closed.
 void conn_disconnect(Conn* c) noexcept;
 // At once: queue dropped, socket closed, state Closed, owner told.

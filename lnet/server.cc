@@ -3,6 +3,7 @@
 #include "address.hh"
 #include "conn.hh"
 #include "objects.hh"
+#include "tls.hh"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -17,6 +18,7 @@
 #include <cstring>
 #include <map>
 #include <new>
+#include <set>
 
 namespace lnet {
 
@@ -24,9 +26,13 @@ namespace {
 
 const char kTypeName[] = "net.TCPServer";
 
-enum Slot { kConnected = 1, kData, kDisconnected, kError, kDrain, kEnd, kStarted, kSlots = kStarted };
-const char* const kCallbackNames[] = {"connected", "data", "disconnected", "error",
-                                      "drain",     "end",  "started",      nullptr};
+enum Slot {
+  kConnected = 1, kData, kDisconnected, kError, kDrain, kEnd, kStarted, kSecured, kTlsError,
+  kSlots = kTlsError
+};
+const char* const kCallbackNames[] = {"connected", "data",    "disconnected", "error",
+                                      "drain",     "end",     "started",      "secured",
+                                      "tls_error", nullptr};
 
 enum Pending : unsigned { kStart = 1, kStartedCb = 2, kFailedCb = 4, kFinish = 8 };
 enum class ListenState : uint8_t { Idle, Resolving, Listening };
@@ -48,6 +54,8 @@ struct Server final : ConnOwner {
   bool limit_paused = false;
   bool accept_error_reported = false;
   std::map<lua_Integer, Conn*> conns;  // every connection until its 'disconnected' fired
+  std::set<Conn*> handshaking;         // TLS connections without an id yet (id 0)
+  uint64_t tls_failed = 0;
   size_t open = 0;                     // of which not yet closed
   lua_Integer last_id = 0;
   uint64_t accepted = 0;
@@ -60,6 +68,7 @@ struct Server final : ConnOwner {
   void conn_data(Conn* c, const char* data, size_t len) noexcept override;
   void conn_drain(Conn* c) noexcept override;
   void conn_end(Conn* c) noexcept override;
+  void conn_secured(Conn* c) noexcept override;
   void conn_closed(Conn* c) noexcept override;
 };
 
@@ -85,7 +94,8 @@ void fire_server(Server* srv, int slot, const char* text = nullptr) {
 
 // Unanchors the server once nothing of it is active any more.
 void maybe_release(lua_State* L, Server* srv) noexcept {
-  if (srv->state == ListenState::Idle && srv->conns.empty() && !srv->defer.queued())
+  if (srv->state == ListenState::Idle && srv->conns.empty() && srv->handshaking.empty() &&
+      !srv->defer.queued())
     unanchor(L, srv->ctx, srv);
 }
 
@@ -123,6 +133,27 @@ void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
   if (!conn_opened(c)) {
     conn_release(c);  // closes fd
     delete c;
+    return;
+  }
+  if (srv->cur.tls) {
+    // A client id only after the handshake (conn_secured); until then the
+    // connection is known to nobody but the server.
+    bool ok = tls_start(c, srv->cur.tls, TlsRole::Server, nullptr, 0, &srv->cur, false);
+    if (ok) {
+      try {
+        srv->handshaking.insert(c);
+      } catch (...) {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      conn_release(c);
+      delete c;
+      return;
+    }
+    srv->open++;
+    srv->accepted++;
+    update_accepting(srv);
     return;
   }
   c->id = ++srv->last_id;
@@ -260,11 +291,47 @@ void run_deferred(Deferred* d) {
   maybe_release(srv->ctx->L, srv);
 }
 
+struct TlsErrorCall {
+  Server* srv;
+  Conn* c;
+};
+
+// tls_error(message, ip, port); without the callback nothing is written
+// (a client's failure is not the server's error; stats count it).
+int tls_error_body(lua_State* L) {
+  TlsErrorCall* te = static_cast<TlsErrorCall*>(lua_touserdata(L, 1));
+  push_anchored(L, te->srv);
+  if (lua_type(L, -1) != LUA_TUSERDATA || lua_getiuservalue(L, -1, kTlsError) != LUA_TFUNCTION)
+    return 0;
+  const char* ip = tls_peer_ip(te->c);
+  char endpoint[kEndpointLen];
+  format_endpoint(endpoint, sizeof endpoint, ip, tls_peer_port(te->c));
+  lua_pushfstring(L, "TLS handshake with %s failed: %s", endpoint, te->c->reason);
+  lua_pushstring(L, ip);
+  lua_pushinteger(L, tls_peer_port(te->c));
+  const char* code = tls_code(te->c);
+  if (code) lua_pushstring(L, code); else lua_pushnil(L);
+  lua_call(L, 4, 0);
+  return 0;
+}
+
 // A connection's end, from the loop: 'disconnected' fires, the id is gone.
 void run_conn_deferred(Deferred* d) {
   Conn* c = static_cast<Conn*>(d->owner);
   Server* srv = static_cast<Server*>(c->owner);
   Context* ctx = srv->ctx;
+  if (c->id == 0) {  // ended in its TLS handshake: never a client id
+    srv->handshaking.erase(c);
+    if (tls_handshake_failed(c)) {
+      srv->tls_failed++;
+      TlsErrorCall te{srv, c};
+      dispatch(ctx, tls_error_body, &te);
+    }
+    conn_release(c);
+    delete c;
+    maybe_release(ctx->L, srv);
+    return;
+  }
   srv->conns.erase(c->id);
   lua_Integer id = c->id;
   const char* reason = c->end == EndKind::Orderly ? nullptr : c->reason;
@@ -295,6 +362,41 @@ void Server::conn_data(Conn* c, const char* data, size_t len) noexcept {
 void Server::conn_drain(Conn* c) noexcept { fire_conn(this, kDrain, c->id); }
 
 void Server::conn_end(Conn* c) noexcept { fire_conn(this, kEnd, c->id); }
+
+struct SecuredCall {
+  Server* srv;
+  Conn* c;
+};
+
+int secured_body(lua_State* L) {
+  SecuredCall* sc = static_cast<SecuredCall*>(lua_touserdata(L, 1));
+  push_anchored(L, sc->srv);
+  if (lua_type(L, -1) != LUA_TUSERDATA || lua_getiuservalue(L, -1, kSecured) != LUA_TFUNCTION)
+    return 0;
+  lua_pushinteger(L, sc->c->id);
+  push_tlsinfo(L, sc->c);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+void Server::conn_secured(Conn* c) noexcept {
+  if (tls_is_starttls(c)) {
+    SecuredCall sc{this, c};
+    dispatch(ctx, secured_body, &sc);
+    return;
+  }
+  lua_Integer id = last_id + 1;
+  try {
+    conns.emplace(id, c);
+  } catch (...) {
+    conn_close(c, EndKind::Error, ENOMEM);
+    return;
+  }
+  handshaking.erase(c);
+  last_id = id;
+  c->id = id;
+  fire_conn(this, kConnected, id);
+}
 
 void Server::conn_closed(Conn* c) noexcept {
   open--;
@@ -330,7 +432,9 @@ int server_new(lua_State* L) {
   srv->defer.run = run_deferred;
   srv->defer.owner = srv;
   srv->opt = opt;
-  srv->cur = opt;
+  tls_options_retain(L, &srv->opt);
+  srv->cur = srv->opt;
+  tls_options_retain(L, &srv->cur);
   return 1;
 }
 
@@ -341,13 +445,17 @@ int server_listen(lua_State* L) {
   int port = check_port(L, 3);
   Options cur = srv->opt;
   parse_options(L, 5, 5, &cur);
+  if (cur.tls_default && !cur.tls)
+    luaL_argerror(L, 5, "option 'tls' of listen must be a net.TLSContext with cert and key");
   if (srv->state != ListenState::Idle) return luaL_error(L, "listen: server is already listening");
   set_callbacks(L, 1, 4, kCallbackNames);
   anchor(L, srv->ctx, srv, 1);  // the last call that may raise
   std::memcpy(srv->host, host, hlen);
   srv->host[hlen] = '\0';
   srv->port = port;
+  tls_options_release(&srv->cur);
   srv->cur = cur;
+  tls_options_retain(L, &srv->cur);
   srv->state = ListenState::Resolving;
   if (!bind_numeric(srv)) {
     srv->pending |= kStart;
@@ -392,6 +500,8 @@ void close_listener(Server* srv) noexcept {
 int server_stop(lua_State* L) {
   Server* srv = check_server(L);
   close_listener(srv);
+  // Connections still in their TLS handshake close at once (nothing fires).
+  for (Conn* c : srv->handshaking) conn_close(c, EndKind::Orderly, 0);
   // Graceful for every client; each 'disconnected' comes from the loop.
   for (auto it = srv->conns.begin(); it != srv->conns.end();) {
     Conn* c = it->second;
@@ -452,7 +562,9 @@ int server_stats(lua_State* L) {
     out += conn_bytes_out(c);
     queued += conn_queued(c);
   }
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 7);
+  lua_pushinteger(L, static_cast<lua_Integer>(srv->tls_failed));
+  lua_setfield(L, -2, "tls_failed");
   lua_pushinteger(L, static_cast<lua_Integer>(srv->accepted));
   lua_setfield(L, -2, "accepted");
   lua_pushinteger(L, static_cast<lua_Integer>(srv->open));
@@ -479,12 +591,20 @@ int server_gc(lua_State* L) {
     delete c;
   }
   srv->conns.clear();  // an empty std::map owns no memory: no destructor needed
+  for (Conn* c : srv->handshaking) {
+    conn_release(c);
+    delete c;
+  }
+  srv->handshaking.clear();
+  tls_options_release(&srv->opt);
+  tls_options_release(&srv->cur);
   return 0;
 }
 
 int server_close_all(lua_State* L) {  // __close: stop at once
   Server* srv = check_server(L);
   close_listener(srv);
+  for (Conn* c : srv->handshaking) conn_close(c, EndKind::Orderly, 0);
   for (auto it = srv->conns.begin(); it != srv->conns.end();) {
     Conn* c = it->second;
     ++it;
@@ -492,6 +612,34 @@ int server_close_all(lua_State* L) {  // __close: stop at once
   }
   maybe_release(L, srv);
   return 0;
+}
+
+int server_tlsinfo(lua_State* L) {
+  Server* srv = check_server(L);
+  Conn* c = check_conn(L, srv);
+  if (!c) return 2;
+  return push_tlsinfo(L, c);
+}
+
+// server:starttls(id, ctx, options): the server side of an upgrade.
+int server_starttls(lua_State* L) {
+  Server* srv = check_server(L);
+  luaL_checkinteger(L, 2);
+  TlsConfig* cfg = check_tls_config(L, 3, false);
+  Options o = srv->cur;
+  o.sni = nullptr;  // per-name contexts apply to listen's tls only
+  parse_options(L, 4, 4, &o);
+  if (o.sni_idx) luaL_argerror(L, 4, "option 'sni' is a listen option");
+  Conn* c = check_conn(L, srv);
+  if (!c) return 2;
+  if (c->state != ConnState::Open) return luaL_error(L, "starttls: connection %d is closing", static_cast<int>(c->id));
+  if (c->tls) return luaL_error(L, "starttls: the connection already uses TLS");
+  if (c->shutdown_wanted || c->read_eof)
+    return luaL_error(L, "starttls: the connection is half closed");
+  if (!tls_start(c, cfg, TlsRole::Server, nullptr, 0, &o, true))
+    return luaL_error(L, "starttls: out of memory");
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 int server_tostring(lua_State* L) {
@@ -518,7 +666,8 @@ const luaL_Reg kMethods[] = {
     {"resume", server_conn_op<conn_resume>},
     {"stop", server_stop},       {"address", server_address},
     {"clients", server_clients}, {"peer", server_peer},       {"sockname", server_sockname},
-    {"stats", server_stats},     {nullptr, nullptr}};
+    {"stats", server_stats},     {"tlsinfo", server_tlsinfo}, {"starttls", server_starttls},
+    {nullptr, nullptr}};
 
 const luaL_Reg kMeta[] = {{"__gc", server_gc},
                           {"__close", server_close_all},

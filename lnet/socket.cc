@@ -3,6 +3,7 @@
 #include "address.hh"
 #include "conn.hh"
 #include "objects.hh"
+#include "tls.hh"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -22,9 +23,9 @@ namespace {
 
 const char kTypeName[] = "net.TCPSocket";
 
-enum Slot { kConnected = 1, kData, kDisconnected, kError, kDrain, kEnd, kSlots = kEnd };
+enum Slot { kConnected = 1, kData, kDisconnected, kError, kDrain, kEnd, kSecured, kSlots = kSecured };
 const char* const kCallbackNames[] = {"connected", "data", "disconnected", "error",
-                                      "drain",     "end",  nullptr};
+                                      "drain",     "end",  "secured",      nullptr};
 
 enum Pending : unsigned { kStart = 1, kAttempt = 2, kFinish = 4 };
 
@@ -47,6 +48,7 @@ struct Socket final : ConnOwner {
   void conn_data(Conn* c, const char* data, size_t len) noexcept override;
   void conn_drain(Conn* c) noexcept override;
   void conn_end(Conn* c) noexcept override;
+  void conn_secured(Conn* c) noexcept override;
   void conn_closed(Conn* c) noexcept override;
 };
 
@@ -124,8 +126,16 @@ void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
 
 void on_timeout(evutil_socket_t, short, void* arg) {
   Socket* s = static_cast<Socket*>(arg);
-  if (s->conn.state == ConnState::Resolving || s->conn.state == ConnState::Connecting)
+  if (s->conn.state == ConnState::Resolving || s->conn.state == ConnState::Connecting) {
     fail(s, "timed out");
+  } else if (s->conn.state == ConnState::Open && !s->connected_fired && tls_handshaking(&s->conn)) {
+    // timeout covers resolution, connect and the TLS handshake together.
+    char endpoint[kEndpointLen];
+    format_endpoint(endpoint, sizeof endpoint, s->host, s->port);
+    std::snprintf(s->msg, sizeof s->msg, "TLS handshake with %s failed: timed out", endpoint);
+    s->failed = true;
+    conn_close(&s->conn, EndKind::Error, ETIMEDOUT);
+  }
 }
 
 void start(Socket* s) noexcept {
@@ -156,9 +166,13 @@ void finish(Socket* s) noexcept {
   } else if (c->end == EndKind::Error) {
     char endpoint[kEndpointLen];
     format_endpoint(endpoint, sizeof endpoint, s->host, s->port);
-    std::snprintf(s->msg, sizeof s->msg, "connection to %s failed: %s", endpoint, c->reason);
+    std::snprintf(s->msg, sizeof s->msg,
+                  tls_handshake_failed(c) ? "TLS handshake with %s failed: %s"
+                                          : "connection to %s failed: %s",
+                  endpoint, c->reason);
     message = s->msg;
   }
+  if (s->timeout_ev) event_del(s->timeout_ev);  // a TLS handshake that ended early
   s->failed = false;
   if (message) {
     Call call;
@@ -193,11 +207,19 @@ void Socket::conn_connect_result(Conn* c, int err) noexcept {
     defer(c->ctx, &c->defer);
     return;
   }
-  clear_attempt(this);
+  if (addrs) evutil_freeaddrinfo(addrs);
+  addrs = next_addr = nullptr;
   if (!conn_opened(c)) {
     fail(this, evutil_socket_error_to_string(ENOMEM));
     return;
   }
+  if (cur.tls) {
+    // 'connected' after the handshake; the timeout covers it too.
+    if (!tls_start(c, cur.tls, TlsRole::Client, host, port, &cur, false))
+      fail(this, evutil_socket_error_to_string(ENOMEM));
+    return;
+  }
+  clear_attempt(this);
   connected_fired = true;
   fire_simple(this, kConnected);
   if (c->end_wanted && c->state == ConnState::Open) conn_disconnect(c);
@@ -216,6 +238,33 @@ void Socket::conn_drain(Conn*) noexcept { fire_simple(this, kDrain); }
 
 void Socket::conn_end(Conn*) noexcept { fire_simple(this, kEnd); }
 
+struct SecuredCall {
+  Socket* s;
+  Conn* c;
+};
+
+int secured_body(lua_State* L) {
+  SecuredCall* sc = static_cast<SecuredCall*>(lua_touserdata(L, 1));
+  push_anchored(L, sc->s);
+  if (lua_type(L, -1) != LUA_TUSERDATA || lua_getiuservalue(L, -1, kSecured) != LUA_TFUNCTION)
+    return 0;
+  push_tlsinfo(L, sc->c);
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+void Socket::conn_secured(Conn* c) noexcept {
+  if (tls_is_starttls(c)) {
+    SecuredCall sc{this, c};
+    dispatch(c->ctx, secured_body, &sc);
+    return;
+  }
+  clear_attempt(this);
+  connected_fired = true;
+  fire_simple(this, kConnected);
+  if (c->end_wanted && c->state == ConnState::Open) conn_disconnect(c);
+}
+
 void Socket::conn_closed(Conn* c) noexcept {
   c->pending |= kFinish;
   defer(c->ctx, &c->defer);
@@ -232,6 +281,7 @@ int socket_new(lua_State* L) {
   Options opt;
   parse_options(L, 1, 1, &opt);
   // Made closed and empty, with its finalizer, before it owns anything.
+  tls_options_prepare(L, &opt);
   Socket* s = new (lua_newuserdatauv(L, sizeof(Socket), kSlots)) Socket();
   luaL_setmetatable(L, kTypeName);
   s->conn.ctx = ctx;
@@ -240,7 +290,9 @@ int socket_new(lua_State* L) {
   s->conn.defer.run = run_deferred;
   s->conn.defer.owner = s;
   s->opt = opt;
-  s->cur = opt;
+  tls_options_retain(L, &s->opt);
+  s->cur = s->opt;
+  tls_options_retain(L, &s->cur);
   return 1;
 }
 
@@ -262,6 +314,7 @@ int socket_connect(lua_State* L) {
   int port = check_port(L, 3);
   Options cur = s->opt;
   parse_options(L, 5, 5, &cur);
+  tls_options_prepare(L, &cur);
   if (s->conn.state != ConnState::Idle) {
     return luaL_error(L, "connect: socket is already %s%s", state_word(s->conn.state),
                       s->conn.state == ConnState::Closed
@@ -279,7 +332,9 @@ int socket_connect(lua_State* L) {
   std::memcpy(s->host, host, hlen);
   s->host[hlen] = '\0';
   s->port = port;
+  tls_options_release(&s->cur);
   s->cur = cur;
+  tls_options_retain(L, &s->cur);
   s->last_err = 0;
   s->failed = s->connected_fired = false;
   c->state = ConnState::Resolving;
@@ -314,7 +369,10 @@ int socket_disconnect(lua_State* L) {
       s->conn.end_wanted = true;  // connect, flush what was sent, close
       break;
     case ConnState::Open:
-      conn_disconnect(&s->conn);
+      if (!s->connected_fired)
+        s->conn.end_wanted = true;  // in the TLS handshake: 'connected' comes first
+      else
+        conn_disconnect(&s->conn);
       break;
     default:
       break;
@@ -378,7 +436,37 @@ int socket_gc(lua_State* L) {
   if (s->timeout_ev) event_free(s->timeout_ev);
   s->timeout_ev = nullptr;
   conn_release(&s->conn);
+  tls_options_release(&s->opt);
+  tls_options_release(&s->cur);
   return 0;
+}
+
+int socket_tlsinfo(lua_State* L) {
+  Socket* s = check_socket(L);
+  if (!s->connected_fired) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "not connected");
+    return 2;
+  }
+  return push_tlsinfo(L, &s->conn);
+}
+
+// client:starttls(ctx, options): upgrades the open plaintext connection;
+// 'secured(info)' follows the handshake, a failure ends the connection.
+int socket_starttls(lua_State* L) {
+  Socket* s = check_socket(L);
+  TlsConfig* cfg = check_tls_config(L, 2, true);
+  Options o = s->cur;
+  parse_options(L, 3, 3, &o);
+  if (s->conn.state != ConnState::Open || !s->connected_fired)
+    return luaL_error(L, "starttls: socket is not connected");
+  if (s->conn.tls) return luaL_error(L, "starttls: the connection already uses TLS");
+  if (s->conn.shutdown_wanted || s->conn.read_eof)
+    return luaL_error(L, "starttls: the connection is half closed");
+  if (!tls_start(&s->conn, cfg, TlsRole::Client, s->host, s->port, &o, true))
+    return luaL_error(L, "starttls: out of memory");
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 int socket_tostring(lua_State* L) {
@@ -397,7 +485,8 @@ const luaL_Reg kMethods[] = {
     {"connect", socket_connect},   {"send", socket_send},       {"disconnect", socket_disconnect},
     {"close", socket_close},       {"shutdown", socket_shutdown}, {"pause", socket_pause},
     {"resume", socket_resume},     {"peer", socket_peer},       {"sockname", socket_sockname},
-    {"stats", socket_stats},       {nullptr, nullptr}};
+    {"stats", socket_stats},       {"tlsinfo", socket_tlsinfo}, {"starttls", socket_starttls},
+    {nullptr, nullptr}};
 
 const luaL_Reg kMeta[] = {{"__gc", socket_gc},
                           {"__close", socket_close},
