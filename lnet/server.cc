@@ -426,6 +426,9 @@ int server_new(lua_State* L) {
   Context* ctx = upvalue_context(L);
   Options opt;
   parse_options(L, 1, 1, &opt);
+  if (opt.tls_default && !opt.tls)
+    luaL_argerror(L, 1, "option 'tls' of a server must be a net.TLSContext with cert and key");
+  tls_options_prepare(L, &opt);
   Server* srv = new (lua_newuserdatauv(L, sizeof(Server), kSlots)) Server();
   luaL_setmetatable(L, kTypeName);
   srv->ctx = ctx;
@@ -447,6 +450,7 @@ int server_listen(lua_State* L) {
   parse_options(L, 5, 5, &cur);
   if (cur.tls_default && !cur.tls)
     luaL_argerror(L, 5, "option 'tls' of listen must be a net.TLSContext with cert and key");
+  tls_options_prepare(L, &cur);
   if (srv->state != ListenState::Idle) return luaL_error(L, "listen: server is already listening");
   set_callbacks(L, 1, 4, kCallbackNames);
   anchor(L, srv->ctx, srv, 1);  // the last call that may raise
@@ -628,8 +632,9 @@ int server_starttls(lua_State* L) {
   TlsConfig* cfg = check_tls_config(L, 3, false);
   Options o = srv->cur;
   o.sni = nullptr;  // per-name contexts apply to listen's tls only
+  if (lua_istable(L, 4) && lua_getfield(L, 4, "sni") != LUA_TNIL)
+    luaL_argerror(L, 4, "option 'sni' is a listen option");
   parse_options(L, 4, 4, &o);
-  if (o.sni_idx) luaL_argerror(L, 4, "option 'sni' is a listen option");
   Conn* c = check_conn(L, srv);
   if (!c) return 2;
   if (c->state != ConnState::Open) return luaL_error(L, "starttls: connection %d is closing", static_cast<int>(c->id));

@@ -528,45 +528,74 @@ bool parse_tls_option(lua_State* L, int arg, const char* key, Options* o) {
                                               lua_tostring(L, -2)));
       lua_pop(L, 1);
     }
-    o->sni_idx = t;  // read by tls_options_retain while the call runs
-    if (o->sni) o->sni = nullptr;  // a copy's table is replaced, not released (retain owns)
+    o->sni_idx = lua_absindex(L, -3);  // the options table: tls_options_prepare reads it again
+    o->sni = nullptr;  // a copy's table is replaced, not released (it is not owned yet)
     return true;
   }
   return false;
 }
 
-void tls_options_prepare(lua_State* L, Options* o) {
-  if (o->tls_default && !o->tls) o->tls = default_client(L, upvalue_context(L));
+namespace {
+
+int sni_gc(lua_State* L) {
+  TlsSni** box = static_cast<TlsSni**>(lua_touserdata(L, 1));
+  tls_sni_release(*box);
+  *box = nullptr;
+  return 0;
 }
 
-void tls_options_retain(lua_State* L, Options* o) noexcept {
-  tls_config_retain(o->tls);
-  if (o->sni_idx != 0) {
-    int t = o->sni_idx;
-    o->sni_idx = 0;
-    o->sni = nullptr;
-    int n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) n++, lua_pop(L, 1);
-    TlsSni* s = static_cast<TlsSni*>(std::calloc(1, sizeof(TlsSni) + sizeof(TlsSniEntry) * (n > 0 ? n : 1)));
-    if (!s) return;  // out of memory: no per-name contexts
-    s->refs = 1;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-      size_t len = 0;
-      const char* name = lua_tolstring(L, -2, &len);  // a string key: no conversion
-      TlsConfig* cfg = *static_cast<TlsConfig**>(lua_touserdata(L, -1));
+// The sni table as a TlsSni, owned by a userdata left on the stack (so an
+// error raised before tls_options_retain frees it with the userdata).
+void make_sni(lua_State* L, Options* o) {
+  lua_getfield(L, o->sni_idx, "sni");
+  int t = lua_gettop(L);
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, t)) n++, lua_pop(L, 1);
+  TlsSni** box = static_cast<TlsSni**>(lua_newuserdatauv(L, sizeof(TlsSni*), 0));
+  *box = nullptr;
+  if (luaL_newmetatable(L, "net.tls_sni")) {
+    lua_pushcfunction(L, sni_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  lua_remove(L, t);  // the table; the box stays on the stack
+  t = lua_absindex(L, o->sni_idx);
+  lua_getfield(L, o->sni_idx, "sni");
+  TlsSni* s = static_cast<TlsSni*>(std::calloc(1, sizeof(TlsSni) + sizeof(TlsSniEntry) * (n > 0 ? n : 1)));
+  if (!s) luaL_error(L, "sni: out of memory");
+  s->refs = 1;
+  *box = s;
+  int tbl = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, tbl) && s->n < n) {
+    size_t len = 0;
+    const char* name = lua_tolstring(L, -2, &len);  // a string key: no conversion
+    TlsConfig* cfg = opt_config(L, -1);
+    if (cfg) {
       TlsSniEntry& e = s->e[s->n++];
       for (size_t i = 0; i < len && i < sizeof e.name - 1; i++)
         e.name[i] = static_cast<char>(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
       e.cfg = cfg;
       tls_config_retain(cfg);
-      lua_pop(L, 1);
     }
-    o->sni = s;
-  } else {
-    tls_sni_retain(o->sni);
+    lua_pop(L, 1);
   }
+  lua_pop(L, 1);  // the table
+  o->sni = s;
+  o->sni_idx = 0;
+}
+
+}  // namespace
+
+void tls_options_prepare(lua_State* L, Options* o) {
+  if (o->tls_default && !o->tls) o->tls = default_client(L, upvalue_context(L));
+  if (o->sni_idx) make_sni(L, o);
+}
+
+void tls_options_retain(lua_State*, Options* o) noexcept {
+  tls_config_retain(o->tls);
+  tls_sni_retain(o->sni);
 }
 
 void tls_options_release(Options* o) noexcept {
