@@ -62,9 +62,10 @@ void source_name(char* out, size_t n, const char* s, size_t len) {
     std::snprintf(out, n, "'%.*s'", static_cast<int>(len > 200 ? 200 : len), s);
 }
 
-// OpenSSL's reason for the last failure (the error queue is cleared).
+// OpenSSL's reason for the failure (the error queue is cleared): the first
+// error queued is the root cause ("no start line" rather than "PEM lib").
 const char* ssl_reason(char* buf, size_t n) {
-  unsigned long e = ERR_peek_last_error();
+  unsigned long e = ERR_peek_error();
   ERR_clear_error();
   const char* r = e ? ERR_reason_error_string(e) : nullptr;
   if (r == nullptr && e) {
@@ -200,11 +201,12 @@ bool load_key(SSL_CTX* ctx, const Spec& sp, char* err, size_t n) {
     ok = SSL_CTX_use_PrivateKey_file(ctx, sp.key, SSL_FILETYPE_PEM) == 1;
     SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);  // the string is Lua's
   }
-  if (!ok) {
+  unsigned long e = ok ? 0 : ERR_peek_last_error();
+  if (!ok && !(ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)) {
     std::snprintf(err, n, "key %s: %s", name, ssl_reason(rbuf, sizeof rbuf));
     return false;
   }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
+  if (!ok || SSL_CTX_check_private_key(ctx) != 1) {
     char cname[220];
     source_name(cname, sizeof cname, sp.cert, sp.cert_len);
     std::snprintf(err, n, "key %s does not match cert %s: %s", name, cname,

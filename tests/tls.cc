@@ -181,3 +181,25 @@ BOOST_AUTO_TEST_CASE(stop_closes_handshaking_connections) {
 BOOST_AUTO_TEST_CASE(sni_contexts) { BOOST_TEST(scenario("server", "case = 'sni'") == ""); }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(flow, *boost::unit_test::precondition(tls_is_built))
+
+BOOST_AUTO_TEST_CASE(context_errors) { BOOST_TEST(scenario("flow", "case = 'context_errors'") == ""); }
+BOOST_AUTO_TEST_CASE(starttls_lnet_both_ends) { BOOST_TEST(scenario("flow", "case = 'starttls'") == ""); }
+BOOST_AUTO_TEST_CASE(pause_resume_10mb_and_1_byte_records) {
+  BOOST_TEST(scenario("flow", "case = 'pause_resume'") == "");
+}
+BOOST_AUTO_TEST_CASE(concurrent_1000) {
+  rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  BOOST_TEST(scenario("flow", "case = 'many'") == "");
+}
+BOOST_AUTO_TEST_CASE(stream_1gb_checksummed) {
+  // LNET_TLS_STREAM_MB: another size (the ASan run divides it by 8).
+  std::string mb = lnet_test::env_or("LNET_TLS_STREAM_MB", "1024");
+  BOOST_TEST(scenario("flow", "case = 'stream', total = " + mb + " * 1024 * 1024") == "");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,266 @@
+-- STARTTLS, configuration errors, and load on TLS connections (lnet on
+-- both ends, or Python ssl as the peer). TLS.case picks the case.
+local net = require "net"
+local t = require "testlib"
+local L = require "tls.tlslib"
+
+local A = L.args
+local case = A.case
+local scale = A.asan and 8 or 1  -- under ASan, smaller sizes (same assertions)
+
+if case == "context_errors" then
+  local p = L.path
+  t.raises({ "net.TLSContext: cert '" .. p("nope.pem") .. "': No such file or directory" },
+    net.TLSContext, { cert = p("nope.pem"), key = p("server.key") })
+  t.raises({ "key '" .. p("alt.key") .. "' does not match cert '" .. p("server.pem") .. "'", "mismatch" },
+    net.TLSContext, { cert = p("server.pem"), key = p("alt.key") })
+  t.raises({ "cert '" .. p("server.key") .. "'", "no start line" },
+    net.TLSContext, { cert = p("server.key"), key = p("server.key") })
+  t.raises({ "ca '" .. p("missing-ca.pem") .. "': No such file or directory" },
+    net.TLSContext, { ca = p("missing-ca.pem") })
+  t.raises({ "ca (PEM string): no certificate found" },
+    net.TLSContext, { ca = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n" })
+  t.raises("unknown option 'verify'", net.TLSContext, { verify = false })
+  t.raises("option 'insecure' must be a boolean", net.TLSContext, { insecure = "yes" })
+  t.raises("option 'min_version' must be", net.TLSContext, { min_version = "1.4" })
+  t.raises("max_version is below min_version", net.TLSContext, { min_version = "1.3", max_version = "1.2" })
+  t.raises("option 'cert' needs option 'key'", net.TLSContext, { cert = p("server.pem") })
+  t.raises({ "ciphers 'NOPE'", "no cipher match" }, net.TLSContext, { ciphers = "NOPE" })
+  t.raises("option 'alpn' must list strings", net.TLSContext, { alpn = { 1 } })
+  -- An encrypted key: the password opens it; a wrong or missing one is refused.
+  t.truthy(net.TLSContext { cert = p("server.pem"), key = p("enc.key"), password = "secret" }, "password")
+  t.raises({ "key '" .. p("enc.key") .. "'" }, net.TLSContext, { cert = p("server.pem"), key = p("enc.key"), password = "wrong" })
+  t.raises({ "key '" .. p("enc.key") .. "'" }, net.TLSContext, { cert = p("server.pem"), key = p("enc.key") })
+  -- PEM strings, and a list of CA sources.
+  t.truthy(net.TLSContext { cert = L.read("chain.pem"), key = L.read("server.key"),
+    ca = { L.read("ca.pem"), p("unknown-ca.pem") } }, "PEM strings")
+  t.eq(tostring(net.TLSContext { insecure = true }), "net.TLSContext (insecure)", "tostring")
+  -- The options of connect and listen.
+  local s = net.TCPSocket()
+  t.raises("option 'tls' must be a net.TLSContext or a boolean", s.connect, s, "127.0.0.1", 1, {}, { tls = "yes" })
+  t.raises("option 'servername' must be a string or false", s.connect, s, "127.0.0.1", 1, {}, { tls = true, servername = 1 })
+  t.raises("option 'handshake_timeout' must be", s.connect, s, "127.0.0.1", 1, {}, { handshake_timeout = -1 })
+  local srv = net.TCPServer()
+  t.raises("option 'tls' of listen must be a net.TLSContext", srv.listen, srv, "127.0.0.1", 0, {}, { tls = true })
+  t.raises("option 'sni': the value for 'x' must be a net.TLSContext", srv.listen, srv, "127.0.0.1", 0, {}, { sni = { x = 1 } })
+  t.eq(net.features.tls, true, "net.features.tls")
+  -- tlsinfo on a plaintext or unconnected object.
+  local r1, m1 = s:tlsinfo()
+  t.eq(r1, nil, "tlsinfo before connect")
+  t.eq(m1, "not connected", "tlsinfo message")
+elseif case == "starttls" then
+  -- An SMTP-style exchange between lnet's server and lnet's client: the
+  -- client pipelines three commands in one write; the answers come in
+  -- order; after "220" both sides upgrade; then the dialogue goes on over
+  -- TLS. A server STARTTLS failure ends the connection with the reason.
+  local sctx = L.server_ctx()
+  local srv, port
+  local secured_srv, log = nil, {}
+  local buf = {}
+  srv, port = t.listen({
+    connected = function(id) buf[id] = "" srv:send(id, "220 lnet ESMTP\r\n") end,
+    data = function(id, d)
+      buf[id] = buf[id] .. d
+      while true do
+        local line, rest = buf[id]:match("^(.-)\r\n(.*)$")
+        if not line then break end
+        buf[id] = rest
+        log[#log + 1] = line
+        if line == "STARTTLS" then
+          srv:send(id, "220 ready\r\n")
+          t.eq(srv:starttls(id, sctx), true, "server:starttls")
+        elseif line:match("^EHLO") then
+          srv:send(id, "250-lnet\r\n250 STARTTLS\r\n")
+        elseif line == "QUIT" then
+          srv:send(id, "221 bye\r\n")
+          srv:disconnect(id)
+        else
+          srv:send(id, "250 " .. line .. "\r\n")
+        end
+      end
+    end,
+    secured = function(id, info) secured_srv = { id = id, info = info } end,
+  })
+  local c = net.TCPSocket()
+  local got, secured_cli, phase, ended = "", nil, 1, false
+  t.run(15000, function(done)
+    c:connect("localhost", port, {
+      connected = function() c:send("EHLO me\r\nNOOP\r\nSTARTTLS\r\n") end,
+      data = function(d)
+        got = got .. d
+        if phase == 1 and got:find("220 ready\r\n", 1, true) then
+          phase = 2
+          t.eq(c:tlsinfo(), nil, "no tlsinfo before the upgrade")
+          c:starttls(L.client_ctx())
+        elseif phase == 3 and got:find("221 bye", 1, true) then
+          phase = 4
+        end
+      end,
+      secured = function(info)
+        secured_cli = info
+        phase = 3
+        c:send("MAIL FROM:<a@b>\r\nQUIT\r\n")
+      end,
+      disconnected = function() ended = true done() end,
+      error = function(m) error("client error: " .. m) end,
+    })
+  end, { keep = true })
+  t.eq(ended, true, "ended")
+  t.eq(got, "220 lnet ESMTP\r\n250-lnet\r\n250 STARTTLS\r\n250 NOOP\r\n220 ready\r\n250 MAIL FROM:<a@b>\r\n221 bye\r\n",
+    "answers in order, before and after the upgrade")
+  t.same(log, { "EHLO me", "NOOP", "STARTTLS", "MAIL FROM:<a@b>", "QUIT" }, "commands in order")
+  t.eq(secured_cli.protocol, "TLSv1.3", "client secured(info)")
+  t.eq(secured_cli.verified, true, "verified")
+  t.eq(secured_cli.servername, "localhost", "servername")
+  t.eq(secured_srv.info.servername, "localhost", "server secured(id, info)")
+  -- A failed upgrade ends the connection with the reason (never plaintext).
+  local err, ended2 = nil, false
+  local c2 = net.TCPSocket()
+  t.run(15000, function(done)
+    c2:connect("127.0.0.1", port, {
+      connected = function() c2:send("STARTTLS\r\n") end,
+      data = function(d)
+        if d:find("220 ready", 1, true) then c2:starttls(L.client_ctx(), { servername = "wrong.test" }) end
+      end,
+      secured = function() error("must not be secured") end,
+      error = function(m) err = m end,
+      disconnected = function() ended2 = true done() end,
+    })
+  end, { keep = true })
+  t.eq(ended2, true, "ended after the failed upgrade")
+  t.has(err, "TLS handshake with 127.0.0.1:" .. port .. " failed: certificate verify failed (hostname mismatch)", "reason")
+  srv:stop()
+  t.settle()
+elseif case == "stream" then
+  -- 1 GB (64 MB under ASan) through an lnet TLS echo server with flow
+  -- control; Python's ssl sends and checks the CRC-32 of both directions.
+  local total = (A.total or 1024 * 1024 * 1024) // scale
+  local srv, port
+  local got, falses, drains, reason, ended = 0, 0, 0, "unset", false
+  srv, port = t.listen({
+    data = function(id, d)
+      got = got + #d
+      if srv:send(id, d) == false then falses = falses + 1 srv:pause(id) end
+    end,
+    drain = function(id) drains = drains + 1 srv:resume(id) end,
+    disconnected = function(_, why) ended, reason = true, why end,
+  }, "127.0.0.1", { tls = L.server_ctx() })
+  local t0 = net.now()
+  local p = L.spawn(("python3 %s/tests/tls/peer.py stream %d %s %d"):format(A.source, port, L.path("ca.pem"), total))
+  L.wait(function() return ended end, 600000, "the stream ends")
+  local out = L.output(p)
+  t.has(out, "STREAM OK " .. total .. " " .. total, "python: both directions, same CRC-32")
+  t.eq(got, total, "bytes through the server")
+  t.eq(drains, falses, "one drain per false send")
+  t.eq(reason, nil, "an orderly end: " .. tostring(reason))
+  local st = srv:stats()
+  t.eq(st.bytes_in, total, "stats bytes_in (plaintext)")
+  t.eq(st.bytes_out, total, "stats bytes_out (plaintext)")
+  print(("tls stream: %d MiB echoed in %d ms"):format(total >> 20, net.now() - t0))
+  srv:stop()
+  t.settle()
+elseif case == "pause_resume" then
+  -- 10 MB (less under ASan) echoed between lnet's client and server; the
+  -- client pauses after every data callback and resumes from a timer, so
+  -- decrypted bytes already inside OpenSSL must be delivered after resume()
+  -- without new network input. Then 20,000 1-byte records one by one.
+  local total = 10 * 1024 * 1024 // scale
+  local pat = t.random_bytes(65521, 7)
+  local sv, port
+  sv, port = t.listen({
+    data = function(id, d) sv:send(id, d) end,
+  }, "127.0.0.1", { tls = L.server_ctx() })
+  local c = net.TCPSocket()
+  local sent, recv_sum, send_sum = 0, t.checksum(), t.checksum()
+  local n, pauses, done_flag = 0, 0, false
+  t.run(120000, function(done)
+    local function pump()
+      while sent < total do
+        local k = math.min(#pat, total - sent)
+        local chunk = pat:sub(1, k)
+        send_sum:update(chunk)
+        sent = sent + k
+        if c:send(chunk) == false then return end
+      end
+    end
+    c:connect("127.0.0.1", port, {
+      connected = pump,
+      drain = pump,
+      data = function(d)
+        n = n + #d
+        recv_sum:update(d)
+        c:pause()
+        pauses = pauses + 1
+        net.setTimeout(function() c:resume() end, 0)
+        if n >= total then done_flag = true done() end
+      end,
+      error = function(m) error("client: " .. m) end,
+    }, { tls = L.client_ctx() })
+  end, { keep = true })
+  t.eq(n, total, "bytes echoed")
+  t.eq(recv_sum:value(), send_sum:value(), "checksum")
+  t.truthy(pauses > 10, "paused many times")
+  -- 1-byte records: each send() is one TLS record.
+  local got, want = {}, 20000 // scale
+  local s2, p2
+  s2, p2 = t.listen({
+    connected = function(id) for i = 1, want do s2:send(id, string.char(48 + i % 10)) end end,
+  }, "127.0.0.1", { tls = L.server_ctx() })
+  local c2 = net.TCPSocket()
+  local count = 0
+  t.run(60000, function(done)
+    c2:connect("127.0.0.1", p2, {
+      data = function(d)
+        got[#got + 1] = d
+        count = count + #d
+        c2:pause()
+        net.setTimeout(function() c2:resume() end, 0)
+        if count >= want then done() end
+      end,
+    }, { tls = L.client_ctx() })
+  end, { keep = true })
+  local s = table.concat(got)
+  t.eq(#s, want, "1-byte records")
+  for i = 1, want do
+    if s:byte(i) ~= 48 + i % 10 then error("byte " .. i .. " out of order") end
+  end
+  c:close() c2:close()
+  sv:stop() s2:stop()
+  t.settle()
+elseif case == "many" then
+  -- 1,000 concurrent TLS connections (250 under ASan) echoing.
+  local N = 1000 // (A.asan and 4 or 1)
+  local ctx = L.client_ctx()
+  local sv, port
+  sv, port = t.listen({
+    data = function(id, d) sv:send(id, d) end,
+  }, "127.0.0.1", { tls = L.server_ctx(), backlog = 4096 })
+  local ok, connected, errors = 0, 0, {}
+  local socks = {}
+  t.run(180000, function(done)
+    for i = 1, N do
+      local c = net.TCPSocket()
+      socks[i] = c
+      local msg = ("hello %d\n"):format(i)
+      local got = ""
+      c:connect("127.0.0.1", port, {
+        connected = function() connected = connected + 1 c:send(msg) end,
+        data = function(d)
+          got = got .. d
+          if got == msg then ok = ok + 1 if ok == N then done() end end
+        end,
+        error = function(m) errors[#errors + 1] = m if #errors + ok >= N then done() end end,
+      }, { tls = ctx, timeout = 120000 })
+    end
+  end, { keep = true })
+  t.eq(#errors, 0, "errors: " .. tostring(errors[1]))
+  t.eq(connected, N, "connected")
+  t.eq(ok, N, "echoed")
+  t.eq(#sv:clients(), N, "all open at once")
+  for _, c in ipairs(socks) do c:disconnect() end
+  L.wait(function() return #sv:clients() == 0 end, 60000, "all closed")
+  sv:stop()
+  t.settle()
+else
+  error("unknown case " .. tostring(case))
+end
