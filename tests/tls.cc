@@ -11,6 +11,7 @@
 #include "support.hh"
 
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -200,6 +201,102 @@ BOOST_AUTO_TEST_CASE(stream_1gb_checksummed) {
   // LNET_TLS_STREAM_MB: another size (the ASan run divides it by 8).
   std::string mb = lnet_test::env_or("LNET_TLS_STREAM_MB", "1024");
   BOOST_TEST(scenario("flow", "case = 'stream', total = " + mb + " * 1024 * 1024") == "");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ------------------------------------------------------------- examples/
+
+namespace {
+
+std::string example(const std::string& name) { return lnet_test::source_path("examples/" + name); }
+
+uint16_t port_from(Child& c, const std::string& prefix) {
+  auto line = c.wait_line(prefix, seconds(20));
+  if (!line) throw std::runtime_error("no '" + prefix + "' line: " + c.describe());
+  return static_cast<uint16_t>(std::stoi(line->substr(line->find_last_of(':') + 1)));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(examples, *boost::unit_test::precondition(tls_is_built))
+
+BOOST_AUTO_TEST_CASE(https_server_with_curl) {
+  TempDir root;
+  root.write("index.html", "<h1>lnet over TLS</h1>\n");
+  std::string blob;
+  for (size_t i = 0; i < 300000; i++) blob += static_cast<char>(i * 7919 % 251);
+  root.write("blob.bin", blob);
+  auto srv = lnet_test::lnet({example("https_server.lua"), root.path(), cert("chain.pem"), cert("server.key"), "0"},
+                             true);
+  uint16_t port = port_from(*srv, "https_server: listening on");
+  std::string base = "https://localhost:" + std::to_string(port);
+  auto r = lnet_test::run({"curl", "-sS", "--cacert", cert("ca.pem"), "-w", "\n%{http_code} %{http_version}",
+                           base + "/"});
+  BOOST_TEST(r.status == 0, r.text);
+  BOOST_TEST(r.out == "<h1>lnet over TLS</h1>\n\n200 1.1", r.text);
+  TempDir out;
+  r = lnet_test::run({"curl", "-sS", "--cacert", cert("ca.pem"), "-o", out / "blob", "-w", "%{http_code}",
+                      base + "/blob.bin"});
+  BOOST_TEST(r.out == "200", r.text);
+  auto cmp = lnet_test::run({"cmp", out / "blob", root / "blob.bin"});
+  BOOST_TEST(cmp.status == 0, "the 300 KB file differs: " << cmp.text);
+  r = lnet_test::run({"curl", "-sS", "--cacert", cert("ca.pem"), "-w", "%{http_code}", base + "/missing"});
+  BOOST_TEST(r.out == "not found\n404", r.text);
+  // Without the CA, curl refuses lnet's certificate; the server logs the failure and goes on.
+  r = lnet_test::run({"curl", "-sS", base + "/"});
+  BOOST_TEST(r.status != 0, r.text);
+  BOOST_TEST(srv->wait_for("https_server: TLS handshake with 127.0.0.1:", seconds(10)), srv->describe());
+  r = lnet_test::run({"curl", "-sS", "--cacert", cert("ca.pem"), "-o", "/dev/null", "-w", "%{http_code}", base + "/"});
+  BOOST_TEST(r.out == "200", r.text);
+  // openssl s_client too, by IP address.
+  r = lnet_test::run({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-CAfile",
+                      cert("ca.pem"), "-verify_return_error", "-verify_ip", "127.0.0.1", "-quiet", "-crlf"},
+                     {}, "GET /index.html HTTP/1.0\n\n", seconds(20));
+  BOOST_TEST(r.out.find("HTTP/1.1 200 OK") != std::string::npos, r.text);
+  BOOST_TEST(r.out.find("<h1>lnet over TLS</h1>") != std::string::npos, r.text);
+  BOOST_TEST(srv->running(), srv->describe());
+}
+
+BOOST_AUTO_TEST_CASE(https_client_against_s_server_www) {
+  TempDir www;
+  www.write("page.html", "served by s_server -WWW\n");
+  uint16_t port = closed_port();
+  Child s({"sh", "-c", "cd '" + www.path() + "' && exec openssl s_server -WWW -accept 127.0.0.1:" +
+                           std::to_string(port) + " -cert " + cert("server.pem") + " -key " + cert("server.key")});
+  BOOST_REQUIRE_MESSAGE(s.wait_for("ACCEPT", seconds(20)), s.describe());
+  std::string url = "https://localhost:" + std::to_string(port) + "/page.html";
+  auto c = lnet_test::lnet({example("https_client.lua"), url, cert("ca.pem")});
+  auto st = c->wait_exit(seconds(30));
+  BOOST_TEST((st && *st == 0), c->describe());
+  BOOST_TEST(c->out().find("HTTP/1.0 200 ok") != std::string::npos, c->describe());
+  BOOST_TEST(c->out().find("served by s_server -WWW") != std::string::npos, c->describe());
+  // Verification is on: the system trust store does not know the test CA.
+  auto c2 = lnet_test::lnet({example("https_client.lua"), url});
+  st = c2->wait_exit(seconds(30));
+  BOOST_TEST((st && *st == 1), c2->describe());
+  BOOST_TEST(c2->err().find("certificate verify failed (unable to get local issuer certificate)") !=
+                 std::string::npos, c2->describe());
+}
+
+BOOST_AUTO_TEST_CASE(smtp_starttls_with_s_client) {
+  auto srv = lnet_test::lnet({example("smtp_starttls.lua"), cert("server.pem"), cert("server.key"), "0"}, true);
+  uint16_t port = port_from(*srv, "smtp_starttls: listening on");
+  auto r = lnet_test::run({"openssl", "s_client", "-starttls", "smtp", "-connect", "127.0.0.1:" + std::to_string(port),
+                           "-CAfile", cert("ca.pem"), "-verify_return_error", "-servername", "localhost",
+                           "-quiet", "-crlf"},
+                          {}, "NOOP\nQUIT\n", seconds(20));
+  BOOST_TEST(r.out.find("250 ok (tls)") != std::string::npos, r.text);
+  BOOST_TEST(r.out.find("221 bye") != std::string::npos, r.text);
+  BOOST_TEST(srv->wait_for("secured with TLSv1.3", seconds(10)), srv->describe());
+  // Pipelined plaintext before the upgrade: answered in order.
+  auto fd = lnet_test::connect_to(port);
+  BOOST_TEST(lnet_test::recv_line(fd.get(), seconds(10)) == "220 lnet ESMTP\r");
+  lnet_test::send_all(fd.get(), "EHLO a\r\nNOOP\r\nSTARTTLS\r\n");
+  std::vector<std::string> want = {"250-lnet greets you\r", "250 STARTTLS\r", "250 ok (plain)\r",
+                                   "220 ready to start TLS\r"};
+  for (const auto& w : want) BOOST_TEST(lnet_test::recv_line(fd.get(), seconds(10)) == w);
+  BOOST_TEST(srv->running(), srv->describe());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

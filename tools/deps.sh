@@ -16,6 +16,7 @@ lnet_deps_packages=(
   libevent-dev libboost-test-dev
   lua-cjson lua-dkjson luarocks
   netcat-openbsd curl valgrind coreutils
+  libssl-dev openssl python3
 )
 
 # A command each package provides, to check with command -v where there is
@@ -32,6 +33,8 @@ lnet_deps_command() {
     curl) echo curl ;;
     valgrind) echo valgrind ;;
     coreutils) echo timeout ;;
+    openssl) echo openssl ;;
+    python3) echo python3 ;;
     *) echo "" ;;
   esac
 }
