@@ -30,7 +30,7 @@ void run_deferred(evutil_socket_t, short, void* arg) {
   batch.prev->next = &batch;
   ctx->defer_head.next = ctx->defer_head.prev = nullptr;
   while (batch.queued()) {
-    if (ctx->error_pending) {
+    if (halted(ctx)) {
       // Put the rest back for the next net.loop().
       while (batch.queued()) {
         Deferred* d = batch.next;
@@ -235,6 +235,13 @@ int fire_body(lua_State* L) {
   if (call->id != 0) lua_pushinteger(L, call->id), nargs++;
   if (call->text) {
     lua_pushlstring(L, call->text, call->len);
+    nargs++;
+  } else if (call->code) {
+    lua_pushnil(L);
+    nargs++;
+  }
+  if (call->code) {
+    lua_pushstring(L, call->code);
     nargs++;
   }
   lua_call(L, nargs, 0);

@@ -47,6 +47,11 @@ struct Context {
   TlsShared* tls = nullptr;    // the TLS BIO method and default client context (tls.hh)
 };
 
+// A callback raised or called net.stop(): no further callback of any kind
+// runs until net.loop() is called again. Whoever would fire one keeps its
+// work (deferred, or in the socket) for the next loop.
+inline bool halted(const Context* ctx) noexcept { return ctx->error_pending || ctx->stop_requested; }
+
 // The size of Context::read_buf: the most one read() takes.
 constexpr size_t kReadBufferSize = 64 * 1024;
 // The read buffer, made on first use; null when out of memory.
@@ -81,13 +86,15 @@ void undefer(Deferred* d) noexcept;
 void dispatch(Context* ctx, lua_CFunction body, void* arg) noexcept;
 
 // A Lua callback to fire: the function in uservalue `slot` of the anchored
-// userdata `key`, called with (id,) (text).
+// userdata `key`, called with (id,) (text,) (code).
 struct Call {
   const void* key = nullptr;
   int slot = 0;
   lua_Integer id = 0;           // pushed first when not 0
   const char* text = nullptr;   // pushed as a string when not null
   size_t len = 0;
+  const char* code = nullptr;   // a stable error code, pushed last when not null
+                                // (after nil when text is null)
   bool report = false;          // no callback: write text to stderr
 };
 void fire(Context* ctx, Call* call) noexcept;

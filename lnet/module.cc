@@ -6,7 +6,6 @@
 
 #include <event2/event.h>
 
-#include <csignal>
 
 namespace lnet {
 
@@ -103,13 +102,8 @@ void set_callbacks(lua_State* L, int obj_idx, int arg, const char* const* names)
 }  // namespace lnet
 
 extern "C" LNET_EXPORT int luaopen_net(lua_State* L) {
-  // Writing to a reset peer must not kill the host: libevent's writes do
-  // not pass MSG_NOSIGNAL. A host that set its own handler keeps it.
-  struct sigaction sa;
-  if (sigaction(SIGPIPE, nullptr, &sa) == 0 && sa.sa_handler == SIG_DFL) {
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, nullptr);
-  }
+  // No SIGPIPE handling here: every write passes MSG_NOSIGNAL (conn.cc),
+  // so the host's signal dispositions stay its own.
   lnet::context_push(L);
   int ctx_idx = lua_gettop(L);
   lua_createtable(L, 0, 16);

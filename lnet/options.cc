@@ -66,9 +66,11 @@ void parse_options(lua_State* L, int idx, int arg, Options* o) {
     } else if (!std::strcmp(k, "max_connections")) {
       o->max_connections = opt_int(L, arg, k, 0, int64_t{1} << 31);
     } else if (!std::strcmp(k, "max_buffer")) {
-      o->max_buffer = static_cast<size_t>(opt_int(L, arg, k, 1, kMaxBytes));
+      o->max_buffer = static_cast<size_t>(opt_int(L, arg, k, 0, kMaxBytes));
     } else if (!std::strcmp(k, "high_water")) {
       o->high_water = static_cast<size_t>(opt_int(L, arg, k, 0, kMaxBytes));
+    } else if (!std::strcmp(k, "linger_timeout")) {
+      o->linger_timeout_ms = opt_int(L, arg, k, 0, kMaxMs);
     } else if (!std::strcmp(k, "allow_half_open")) {
       o->allow_half_open = opt_bool(L, arg, k);
     } else if (!parse_tls_option(L, arg, k, o)) {

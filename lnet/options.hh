@@ -21,7 +21,7 @@ struct Options {
   int backlog = 511;
   bool reuseport = false;
   int64_t max_connections = 0;    // 0 = unlimited
-  size_t max_buffer = 8u << 20;   // bytes queued per direction
+  size_t max_buffer = 0;          // send() aborts when this much is queued; 0 = no limit
   size_t high_water = 64u << 10;  // send() returns false above this
   bool allow_half_open = false;
   // TLS (tls.hh): borrowed from the arguments until tls_options_retain,
@@ -30,9 +30,10 @@ struct Options {
   bool tls_default = false;              // tls = true: the default client context
   int8_t servername_mode = 0;            // 0: the host; 1: servername; -1: false (no SNI)
   char servername[256] = "";
-  int sni_idx = 0;                       // the sni table's stack index while parsing
+  int sni_idx = 0;                       // the options table's stack index while parsing (sni)
   TlsSni* sni = nullptr;
   int64_t handshake_timeout_ms = 10000;  // 0 = none
+  int64_t linger_timeout_ms = 30000;  // disconnect() resets after this long without progress; 0 = never
 };
 
 // Reads the options table at idx (nil or none leaves o as it is) into o.

@@ -2,13 +2,11 @@
 // integer ids that are never reused.
 #include "address.hh"
 #include "conn.hh"
+#include "errors.hh"
 #include "objects.hh"
 #include "tls.hh"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -38,6 +36,7 @@ enum Pending : unsigned { kStart = 1, kStartedCb = 2, kFailedCb = 4, kFinish = 8
 enum class ListenState : uint8_t { Idle, Resolving, Listening };
 
 constexpr int kAcceptBackoffMs = 100;
+constexpr int kAcceptsPerEvent = 32;  // then other events get their turn
 
 struct Server final : ConnOwner {
   Context* ctx = nullptr;
@@ -49,19 +48,22 @@ struct Server final : ConnOwner {
   char host[256] = "";
   int port = 0;
   Lookup* lookup = nullptr;
-  evconnlistener* listener = nullptr;
-  event* backoff_ev = nullptr;
+  evutil_socket_t lfd = -1;      // the listening socket
+  event* accept_ev = nullptr;    // EV_READ|EV_PERSIST on lfd: on while accepting
+  event* backoff_ev = nullptr;   // made by listen(): accepting resumes after an error
   bool limit_paused = false;
   bool accept_error_reported = false;
   std::map<lua_Integer, Conn*> conns;  // every connection until its 'disconnected' fired
   std::set<Conn*> handshaking;         // TLS connections without an id yet (id 0)
-  uint64_t tls_failed = 0;
+  uint64_t tls_failed = 0;             // handshakes that failed (tls_error)
   size_t open = 0;                     // of which not yet closed
   lua_Integer last_id = 0;
+  lua_Integer ending_id = 0;  // whose 'disconnected' runs now
   uint64_t accepted = 0;
   uint64_t limit_pauses = 0;
   uint64_t ended_in = 0;   // bytes of connections that have ended
   uint64_t ended_out = 0;
+  const char* code = nullptr;  // of msg
   char msg[kEndpointLen + 128] = "";
 
   void conn_connect_result(Conn*, int) noexcept override {}
@@ -82,12 +84,13 @@ void fire_conn(Server* srv, int slot, lua_Integer id, const char* text = nullptr
   fire(srv->ctx, &call);
 }
 
-void fire_server(Server* srv, int slot, const char* text = nullptr) {
+void fire_server(Server* srv, int slot, const char* text = nullptr, const char* code = nullptr) {
   Call call;
   call.key = srv;
   call.slot = slot;
   call.text = text;
   call.len = text ? std::strlen(text) : 0;
+  call.code = code;
   call.report = slot == kError;
   fire(srv->ctx, &call);
 }
@@ -99,46 +102,53 @@ void maybe_release(lua_State* L, Server* srv) noexcept {
     unanchor(L, srv->ctx, srv);
 }
 
+// Accepting is on while listening, below max_connections and not backing
+// off after an accept error.
 void update_accepting(Server* srv) noexcept {
-  if (!srv->listener) return;
+  if (!srv->accept_ev) return;
   bool full = srv->cur.max_connections > 0 &&
               srv->open >= static_cast<size_t>(srv->cur.max_connections);
   if (full && !srv->limit_paused) {
     srv->limit_paused = true;
     srv->limit_pauses++;
-    evconnlistener_disable(srv->listener);  // the kernel queues new ones
   } else if (!full && srv->limit_paused) {
     srv->limit_paused = false;
-    if (!srv->backoff_ev || !evtimer_pending(srv->backoff_ev, nullptr))
-      evconnlistener_enable(srv->listener);
   }
+  if (srv->limit_paused || evtimer_pending(srv->backoff_ev, nullptr))
+    event_del(srv->accept_ev);  // the kernel queues new ones
+  else
+    event_add(srv->accept_ev, nullptr);
 }
 
 void run_conn_deferred(Deferred* d);
 
-void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
-  Server* srv = static_cast<Server*>(arg);
-  srv->accept_error_reported = false;
+// One accepted socket becomes a connection; 'connected' fires. False when
+// out of memory (the socket is closed).
+bool take(Server* srv, evutil_socket_t fd) noexcept {
   Conn* c = new (std::nothrow) Conn();
   if (c == nullptr) {
     evutil_closesocket(fd);
-    return;
+    return false;
   }
   c->ctx = srv->ctx;
   c->owner = srv;
-  c->opt = &srv->cur;
   c->defer.run = run_conn_deferred;
   c->defer.owner = c;
-  conn_create(c, fd);
+  conn_create(c, srv->cur);  // its own copy: a later listen() does not change it
+  if (!conn_attach(c, fd)) {
+    evutil_closesocket(fd);
+    delete c;
+    return false;
+  }
   if (!conn_opened(c)) {
     conn_release(c);  // closes fd
     delete c;
-    return;
+    return false;
   }
   if (srv->cur.tls) {
     // A client id only after the handshake (conn_secured); until then the
     // connection is known to nobody but the server.
-    bool ok = tls_start(c, srv->cur.tls, TlsRole::Server, nullptr, 0, &srv->cur, false);
+    bool ok = tls_start(c, srv->cur.tls, TlsRole::Server, nullptr, &srv->cur, false);
     if (ok) {
       try {
         srv->handshaking.insert(c);
@@ -149,12 +159,12 @@ void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
     if (!ok) {
       conn_release(c);
       delete c;
-      return;
+      return false;
     }
     srv->open++;
     srv->accepted++;
     update_accepting(srv);
-    return;
+    return true;
   }
   c->id = ++srv->last_id;
   try {
@@ -162,44 +172,61 @@ void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
   } catch (...) {
     conn_release(c);
     delete c;
-    return;
+    return false;
   }
   srv->open++;
   srv->accepted++;
   update_accepting(srv);
   fire_conn(srv, kConnected, c->id);
+  return true;
 }
 
-void on_backoff(evutil_socket_t, short, void* arg) {
-  Server* srv = static_cast<Server*>(arg);
-  if (srv->listener && !srv->limit_paused) evconnlistener_enable(srv->listener);
-}
-
-void on_accept_error(evconnlistener* lev, void* arg) {
-  Server* srv = static_cast<Server*>(arg);
-  int err = EVUTIL_SOCKET_ERROR();
-  // Out of descriptors and the like: pause accepting, retry later, and say
-  // so once per streak instead of spinning.
-  evconnlistener_disable(lev);
-  if (!srv->backoff_ev) srv->backoff_ev = event_new(srv->ctx->base, -1, 0, on_backoff, srv);
-  if (srv->backoff_ev) {
-    timeval tv = ms_timeval(kAcceptBackoffMs);
-    event_add(srv->backoff_ev, &tv);
-  }
+// Out of descriptors, memory and the like: pause accepting, retry after a
+// back-off, and say so once per streak instead of spinning.
+void accept_failed(Server* srv, int err) noexcept {
+  event_del(srv->accept_ev);
+  timeval tv = ms_timeval(kAcceptBackoffMs);
+  event_add(srv->backoff_ev, &tv);
   if (srv->accept_error_reported) return;
   srv->accept_error_reported = true;
   char endpoint[kEndpointLen];
   format_endpoint(endpoint, sizeof endpoint, srv->host, srv->port);
   std::snprintf(srv->msg, sizeof srv->msg, "accept on %s failed: %s", endpoint,
                 evutil_socket_error_to_string(err));
-  fire_server(srv, kError, srv->msg);
+  fire_server(srv, kError, srv->msg, errno_code(err));
+}
+
+void on_accept(evutil_socket_t lfd, short, void* arg) {
+  Server* srv = static_cast<Server*>(arg);
+  for (int i = 0; i < kAcceptsPerEvent; i++) {
+    // A callback raised or stopped the loop: the rest wait in the kernel.
+    if (halted(srv->ctx) || srv->state != ListenState::Listening || srv->limit_paused) return;
+    int fd = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+      accept_failed(srv, err);
+      return;
+    }
+    if (!take(srv, fd)) {
+      accept_failed(srv, ENOMEM);
+      return;
+    }
+    srv->accept_error_reported = false;
+  }
+}
+
+void on_backoff(evutil_socket_t, short, void* arg) {
+  update_accepting(static_cast<Server*>(arg));
 }
 
 // 'error' follows from the loop; why is a strerror or resolver text.
-void fail(Server* srv, const char* why) noexcept {
+void fail(Server* srv, const char* why, const char* code) noexcept {
   char endpoint[kEndpointLen];
   format_endpoint(endpoint, sizeof endpoint, srv->host, srv->port);
   std::snprintf(srv->msg, sizeof srv->msg, "listen on %s failed: %s", endpoint, why);
+  srv->code = code;
   srv->state = ListenState::Idle;
   srv->pending |= kFailedCb;
   defer(srv->ctx, &srv->defer);
@@ -223,15 +250,13 @@ void bind_addresses(Server* srv, evutil_addrinfo* list) noexcept {
       ::close(fd);
       continue;
     }
-    // Backlog 0: the socket is already listening.
-    srv->listener = evconnlistener_new(srv->ctx->base, on_accept, srv,
-                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-    if (!srv->listener) {
+    srv->accept_ev = event_new(srv->ctx->base, fd, EV_READ | EV_PERSIST, on_accept, srv);
+    if (!srv->accept_ev) {
       ::close(fd);
       err = ENOMEM;
       break;
     }
-    evconnlistener_set_error_cb(srv->listener, on_accept_error);
+    srv->lfd = fd;
     // Messages and tostring name the real port after listen(host, 0).
     sockaddr_storage ss;
     socklen_t len = sizeof ss;
@@ -246,7 +271,7 @@ void bind_addresses(Server* srv, evutil_addrinfo* list) noexcept {
     defer(srv->ctx, &srv->defer);
     return;
   }
-  fail(srv, evutil_socket_error_to_string(err));
+  fail(srv, evutil_socket_error_to_string(err), errno_code(err));
 }
 
 void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
@@ -254,7 +279,7 @@ void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
   srv->lookup = nullptr;
   if (err != 0) {
     if (ai) evutil_freeaddrinfo(ai);
-    fail(srv, evutil_gai_strerror(err));
+    fail(srv, evutil_gai_strerror(err), eai_code(err));
     return;
   }
   bind_addresses(srv, ai);
@@ -286,18 +311,20 @@ void run_deferred(Deferred* d) {
     Lookup* lk = lookup_start(srv->ctx, srv->host, srv->port, true, on_lookup, srv);
     if (lk) srv->lookup = lk;
   }
-  if (p & kFailedCb) fire_server(srv, kError, srv->msg);
+  if (p & kFailedCb) fire_server(srv, kError, srv->msg, srv->code);
   if ((p & kStartedCb) && srv->state == ListenState::Listening) fire_server(srv, kStarted);
   maybe_release(srv->ctx->L, srv);
 }
 
+// A connection's end, from the loop: 'disconnected' fires (stats(id) still
+// answers inside it), then the id is gone.
 struct TlsErrorCall {
   Server* srv;
   Conn* c;
 };
 
-// tls_error(message, ip, port); without the callback nothing is written
-// (a client's failure is not the server's error; stats count it).
+// tls_error(message, ip, port, code); without the callback nothing is
+// written (a client's failure is not the server's error; stats count it).
 int tls_error_body(lua_State* L) {
   TlsErrorCall* te = static_cast<TlsErrorCall*>(lua_touserdata(L, 1));
   push_anchored(L, te->srv);
@@ -306,44 +333,46 @@ int tls_error_body(lua_State* L) {
   const char* ip = tls_peer_ip(te->c);
   char endpoint[kEndpointLen];
   format_endpoint(endpoint, sizeof endpoint, ip, tls_peer_port(te->c));
-  lua_pushfstring(L, "TLS handshake with %s failed: %s", endpoint, te->c->reason);
+  lua_pushfstring(L, "TLS handshake with %s failed: %s", endpoint, conn_end_reason(te->c));
   lua_pushstring(L, ip);
   lua_pushinteger(L, tls_peer_port(te->c));
-  const char* code = tls_code(te->c);
-  if (code) lua_pushstring(L, code); else lua_pushnil(L);
+  lua_pushstring(L, conn_end_code(te->c));
   lua_call(L, 4, 0);
   return 0;
 }
 
-// A connection's end, from the loop: 'disconnected' fires, the id is gone.
 void run_conn_deferred(Deferred* d) {
   Conn* c = static_cast<Conn*>(d->owner);
   Server* srv = static_cast<Server*>(c->owner);
   Context* ctx = srv->ctx;
   if (c->id == 0) {  // ended in its TLS handshake: never a client id
-    srv->handshaking.erase(c);
     if (tls_handshake_failed(c)) {
       srv->tls_failed++;
       TlsErrorCall te{srv, c};
       dispatch(ctx, tls_error_body, &te);
     }
+    srv->handshaking.erase(c);
     conn_release(c);
     delete c;
     maybe_release(ctx->L, srv);
     return;
   }
-  srv->conns.erase(c->id);
-  lua_Integer id = c->id;
-  const char* reason = c->end == EndKind::Orderly ? nullptr : c->reason;
   Call call;
   call.key = srv;
   call.slot = kDisconnected;
-  call.id = id;
-  call.text = reason;
-  call.len = reason ? std::strlen(reason) : 0;
+  call.id = c->id;
+  if (c->end != EndKind::Orderly) {
+    call.text = conn_end_reason(c);
+    call.len = std::strlen(call.text);
+    call.code = conn_end_code(c);
+  }
+  srv->ending_id = c->id;
   fire(ctx, &call);
+  srv->ending_id = 0;
+  // Moved to the totals and erased together: totals never go down.
   srv->ended_in += c->bytes_in;
-  srv->ended_out += conn_bytes_out(c);
+  srv->ended_out += c->bytes_out;
+  srv->conns.erase(c->id);
   conn_release(c);
   delete c;
   maybe_release(ctx->L, srv);
@@ -410,13 +439,22 @@ Server* check_server(lua_State* L) {
   return static_cast<Server*>(luaL_checkudata(L, 1, kTypeName));
 }
 
-// The connection for argument 2, or null after pushing nil, message.
-Conn* check_conn(lua_State* L, Server* srv) {
+// Which ended connections a method still sees (their 'disconnected' has not
+// finished): none; the one whose 'disconnected' runs (stats); all (send:
+// "connection is closing").
+enum class Ended { None, Firing, All };
+
+// The connection for argument 2, or null after pushing nil, message, code.
+Conn* check_conn(lua_State* L, Server* srv, Ended ended = Ended::None) {
   lua_Integer id = luaL_checkinteger(L, 2);
   auto it = srv->conns.find(id);
-  if (it == srv->conns.end() || it->second->state == ConnState::Closed) {
+  bool seen = it != srv->conns.end() &&
+              (it->second->state != ConnState::Closed || ended == Ended::All ||
+               (ended == Ended::Firing && id == srv->ending_id));
+  if (!seen) {
     lua_pushnil(L);
     lua_pushfstring(L, "unknown client id %I", id);
+    lua_pushliteral(L, "ENOTCONN");
     return nullptr;
   }
   return it->second;
@@ -452,6 +490,11 @@ int server_listen(lua_State* L) {
     luaL_argerror(L, 5, "option 'tls' of listen must be a net.TLSContext with cert and key");
   tls_options_prepare(L, &cur);
   if (srv->state != ListenState::Idle) return luaL_error(L, "listen: server is already listening");
+  if (srv->backoff_ev == nullptr) {
+    // Made here, where raising is allowed: the accept back-off never silently goes.
+    srv->backoff_ev = event_new(srv->ctx->base, -1, 0, on_backoff, srv);
+    if (srv->backoff_ev == nullptr) return luaL_error(L, "listen: out of memory");
+  }
   set_callbacks(L, 1, 4, kCallbackNames);
   anchor(L, srv->ctx, srv, 1);  // the last call that may raise
   std::memcpy(srv->host, host, hlen);
@@ -473,8 +516,8 @@ int server_send(lua_State* L) {
   Server* srv = check_server(L);
   size_t len = 0;
   const char* data = luaL_checklstring(L, 3, &len);
-  Conn* c = check_conn(L, srv);
-  if (!c) return 2;
+  Conn* c = check_conn(L, srv, Ended::All);
+  if (!c) return 3;
   return push_send_result(L, conn_send(c, data, len));
 }
 
@@ -485,7 +528,7 @@ template <void (*Op)(Conn*) noexcept>
 int server_conn_op(lua_State* L) {
   Server* srv = check_server(L);
   Conn* c = check_conn(L, srv);
-  if (!c) return 2;
+  if (!c) return 3;
   Op(c);
   lua_pushboolean(L, 1);
   return 1;
@@ -494,8 +537,10 @@ int server_conn_op(lua_State* L) {
 void close_listener(Server* srv) noexcept {
   if (srv->lookup) lookup_cancel(srv->ctx, srv->lookup);
   srv->lookup = nullptr;
-  if (srv->listener) evconnlistener_free(srv->listener);
-  srv->listener = nullptr;
+  if (srv->accept_ev) event_free(srv->accept_ev);
+  srv->accept_ev = nullptr;
+  if (srv->lfd >= 0) evutil_closesocket(srv->lfd);
+  srv->lfd = -1;
   if (srv->backoff_ev) event_del(srv->backoff_ev);
   srv->state = ListenState::Idle;
   srv->pending = 0;  // after stop() only 'disconnected' callbacks fire
@@ -518,12 +563,12 @@ int server_stop(lua_State* L) {
 
 int server_address(lua_State* L) {
   Server* srv = check_server(L);
-  if (!srv->listener) {
+  if (srv->lfd < 0) {
     lua_pushnil(L);
     lua_pushliteral(L, "not listening");
     return 2;
   }
-  return push_socket_address(L, evconnlistener_get_fd(srv->listener), false);
+  return push_socket_address(L, srv->lfd, false);
 }
 
 int server_clients(lua_State* L) {
@@ -541,29 +586,29 @@ int server_clients(lua_State* L) {
 int server_peer(lua_State* L) {
   Server* srv = check_server(L);
   Conn* c = check_conn(L, srv);
-  if (!c) return 2;
-  return push_socket_address(L, conn_fd(c), true);
+  if (!c) return 3;
+  return push_socket_address(L, c->fd, true);
 }
 
 int server_sockname(lua_State* L) {
   Server* srv = check_server(L);
   Conn* c = check_conn(L, srv);
-  if (!c) return 2;
-  return push_socket_address(L, conn_fd(c), false);
+  if (!c) return 3;
+  return push_socket_address(L, c->fd, false);
 }
 
 int server_stats(lua_State* L) {
   Server* srv = check_server(L);
   if (!lua_isnoneornil(L, 2)) {
-    Conn* c = check_conn(L, srv);
-    if (!c) return 2;
+    Conn* c = check_conn(L, srv, Ended::Firing);
+    if (!c) return 3;
     push_conn_stats(L, c);
     return 1;
   }
   uint64_t in = srv->ended_in, out = srv->ended_out, queued = 0;
   for (const auto& [id, c] : srv->conns) {
     in += c->bytes_in;
-    out += conn_bytes_out(c);
+    out += c->bytes_out;
     queued += conn_queued(c);
   }
   lua_createtable(L, 0, 7);
@@ -621,27 +666,29 @@ int server_close_all(lua_State* L) {  // __close: stop at once
 int server_tlsinfo(lua_State* L) {
   Server* srv = check_server(L);
   Conn* c = check_conn(L, srv);
-  if (!c) return 2;
+  if (!c) return 3;
   return push_tlsinfo(L, c);
 }
 
-// server:starttls(id, ctx, options): the server side of an upgrade.
+// server:starttls(id, ctx, options): the server side of an upgrade;
+// 'secured(id, info)' follows the handshake, a failure ends the connection.
 int server_starttls(lua_State* L) {
   Server* srv = check_server(L);
   luaL_checkinteger(L, 2);
   TlsConfig* cfg = check_tls_config(L, 3, false);
-  Options o = srv->cur;
-  o.sni = nullptr;  // per-name contexts apply to listen's tls only
   if (lua_istable(L, 4) && lua_getfield(L, 4, "sni") != LUA_TNIL)
     luaL_argerror(L, 4, "option 'sni' is a listen option");
+  Options o = srv->cur;
+  o.sni = nullptr;  // per-name contexts apply to listen's tls only
   parse_options(L, 4, 4, &o);
   Conn* c = check_conn(L, srv);
-  if (!c) return 2;
-  if (c->state != ConnState::Open) return luaL_error(L, "starttls: connection %d is closing", static_cast<int>(c->id));
+  if (!c) return 3;
+  if (c->state != ConnState::Open)
+    return luaL_error(L, "starttls: connection %I is closing", static_cast<LUAI_UACINT>(c->id));
   if (c->tls) return luaL_error(L, "starttls: the connection already uses TLS");
-  if (c->shutdown_wanted || c->read_eof)
+  if (c->write_end != WriteEnd::Open || c->read_eof)
     return luaL_error(L, "starttls: the connection is half closed");
-  if (!tls_start(c, cfg, TlsRole::Server, nullptr, 0, &o, true))
+  if (!tls_start(c, cfg, TlsRole::Server, nullptr, &o, true))
     return luaL_error(L, "starttls: out of memory");
   lua_pushboolean(L, 1);
   return 1;

@@ -2,11 +2,10 @@
 // evdns and tries every address in turn; all Lua callbacks fire from the loop.
 #include "address.hh"
 #include "conn.hh"
+#include "errors.hh"
 #include "objects.hh"
 #include "tls.hh"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include <sys/socket.h>
@@ -31,17 +30,18 @@ enum Pending : unsigned { kStart = 1, kAttempt = 2, kFinish = 4 };
 
 struct Socket final : ConnOwner {
   Conn conn;
-  Options opt;  // from the constructor
-  Options cur;  // in force for the current connection
+  Options opt;  // from the constructor; the connection copies its own
+  TlsConfig* tls = nullptr;  // the current connect()'s tls context (a reference)
   char host[256] = "";
   int port = 0;
   Lookup* lookup = nullptr;
   evutil_addrinfo* addrs = nullptr;
   evutil_addrinfo* next_addr = nullptr;
-  event* timeout_ev = nullptr;
+  event* timeout_ev = nullptr;  // made by connect() when a timeout is set
   int last_err = 0;
-  bool connected_fired = false;
-  bool failed = false;           // the connect failed (message in msg)
+  bool connected_fired = false;  // 'disconnected' is owed
+  bool error_due = false;        // 'error' (msg, code) is to fire
+  const char* code = nullptr;    // static text
   char msg[kEndpointLen + 128] = "";
 
   void conn_connect_result(Conn* c, int err) noexcept override;
@@ -68,27 +68,27 @@ void clear_attempt(Socket* s) noexcept {
   if (s->timeout_ev) event_del(s->timeout_ev);
 }
 
-// The connect failed: nothing was connected, so only 'error' fires.
-void fail(Socket* s, const char* why) noexcept {
+// The connect failed: nothing was connected, so only 'error' fires (from
+// the loop). why is static text; code its stable name.
+void fail(Socket* s, const char* why, const char* code) noexcept {
   char endpoint[kEndpointLen];
   format_endpoint(endpoint, sizeof endpoint, s->host, s->port);
   std::snprintf(s->msg, sizeof s->msg, "connect to %s failed: %s", endpoint, why);
+  s->code = code;
+  s->error_due = true;
   clear_attempt(s);
-  conn_drop(&s->conn);  // what was sent while connecting goes too
-  s->conn.state = ConnState::Closed;
-  s->failed = true;
-  s->conn.pending |= kFinish;
-  defer(s->conn.ctx, &s->conn.defer);
+  // What was sent while connecting goes too; the end is this failure.
+  conn_close(&s->conn, EndKind::Orderly, 0);
+}
+
+void fail_errno(Socket* s, int err) noexcept {
+  fail(s, evutil_socket_error_to_string(err), errno_code(err));
 }
 
 void attempt(Socket* s) noexcept {
   Conn* c = &s->conn;
   if (c->state != ConnState::Connecting) return;  // timed out or closed meanwhile
-  if (c->fd >= 0) {  // the previous address failed
-    bufferevent_setfd(c->bev, -1);
-    evutil_closesocket(c->fd);
-    c->fd = -1;
-  }
+  conn_detach(c);  // the previous address failed
   while (s->next_addr) {
     evutil_addrinfo* ai = s->next_addr;
     s->next_addr = ai->ai_next;
@@ -99,16 +99,18 @@ void attempt(Socket* s) noexcept {
     }
     if (::connect(fd, ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen)) == 0 ||
         errno == EINPROGRESS) {
-      c->fd = fd;
-      bufferevent_setfd(c->bev, fd);
-      // With the fd set and no address, libevent waits for the connect.
-      bufferevent_socket_connect(c->bev, nullptr, 0);
+      if (!conn_attach(c, fd)) {
+        ::close(fd);
+        fail_errno(s, ENOMEM);
+        return;
+      }
+      conn_connecting(c);  // the write event reports the result (SO_ERROR)
       return;
     }
     s->last_err = errno;
     ::close(fd);
   }
-  fail(s, evutil_socket_error_to_string(s->last_err ? s->last_err : ECONNREFUSED));
+  fail_errno(s, s->last_err ? s->last_err : ECONNREFUSED);
 }
 
 void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
@@ -116,7 +118,7 @@ void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
   s->lookup = nullptr;
   if (err != 0) {
     if (ai) evutil_freeaddrinfo(ai);
-    fail(s, evutil_gai_strerror(err));
+    fail(s, evutil_gai_strerror(err), eai_code(err));
     return;
   }
   s->addrs = s->next_addr = ai;
@@ -127,64 +129,56 @@ void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
 void on_timeout(evutil_socket_t, short, void* arg) {
   Socket* s = static_cast<Socket*>(arg);
   if (s->conn.state == ConnState::Resolving || s->conn.state == ConnState::Connecting) {
-    fail(s, "timed out");
+    fail(s, "timed out", "ETIMEDOUT");
   } else if (s->conn.state == ConnState::Open && !s->connected_fired && tls_handshaking(&s->conn)) {
     // timeout covers resolution, connect and the TLS handshake together.
     char endpoint[kEndpointLen];
     format_endpoint(endpoint, sizeof endpoint, s->host, s->port);
     std::snprintf(s->msg, sizeof s->msg, "TLS handshake with %s failed: timed out", endpoint);
-    s->failed = true;
-    conn_close(&s->conn, EndKind::Error, ETIMEDOUT);
+    s->code = kCodeTlsHandshakeTimeout;
+    s->error_due = true;
+    clear_attempt(s);
+    conn_close(&s->conn, EndKind::Orderly, 0);
   }
 }
 
 void start(Socket* s) noexcept {
   if (s->conn.state != ConnState::Resolving) return;
-  if (s->cur.timeout_ms > 0) {
-    if (!s->timeout_ev) s->timeout_ev = event_new(s->conn.ctx->base, -1, 0, on_timeout, s);
-    if (s->timeout_ev) {
-      timeval tv = ms_timeval(s->cur.timeout_ms);
-      event_add(s->timeout_ev, &tv);
-    }
+  if (s->conn.opt.timeout_ms > 0) {
+    timeval tv = ms_timeval(s->conn.opt.timeout_ms);
+    event_add(s->timeout_ev, &tv);
   }
   // May answer at once (numeric host): on_lookup then runs before this returns.
   Lookup* lk = lookup_start(s->conn.ctx, s->host, s->port, false, on_lookup, s);
   if (lk) s->lookup = lk;
 }
 
-// The end of a connection or of a failed attempt, from the loop.
+// The end of a connection or of a failed attempt, from the loop: 'error'
+// (when due), then 'disconnected' (when 'connected' fired). A callback that
+// raises or stops the loop leaves the rest for the next net.loop().
 void finish(Socket* s) noexcept {
   Conn* c = &s->conn;
   Context* ctx = c->ctx;
-  bool was_connected = s->connected_fired;
-  s->connected_fired = false;
-  const char* message = nullptr;
-  if (s->failed) {
-    message = s->msg;
-  } else if (c->end == EndKind::IdleTimeout) {
-    message = "idle timeout";
-  } else if (c->end == EndKind::Error) {
-    char endpoint[kEndpointLen];
-    format_endpoint(endpoint, sizeof endpoint, s->host, s->port);
-    std::snprintf(s->msg, sizeof s->msg,
-                  tls_handshake_failed(c) ? "TLS handshake with %s failed: %s"
-                                          : "connection to %s failed: %s",
-                  endpoint, c->reason);
-    message = s->msg;
-  }
-  if (s->timeout_ev) event_del(s->timeout_ev);  // a TLS handshake that ended early
-  s->failed = false;
-  if (message) {
+  if (c->state != ConnState::Closed) return;
+  if (s->error_due) {
+    s->error_due = false;
     Call call;
     call.key = s;
     call.slot = kError;
-    call.text = message;
-    call.len = std::strlen(message);
+    call.text = s->msg;
+    call.len = std::strlen(s->msg);
+    call.code = s->code;
     call.report = true;
-    if (!was_connected) c->state = ConnState::Idle;  // the last callback: may connect again
+    if (!s->connected_fired) c->state = ConnState::Idle;  // the last callback: may connect again
     fire(ctx, &call);
+    if (c->state == ConnState::Closed && halted(ctx)) {
+      c->pending |= kFinish;
+      defer(ctx, &c->defer);
+      return;
+    }
   }
-  if (was_connected && c->state == ConnState::Closed) {
+  if (s->connected_fired && c->state == ConnState::Closed) {
+    s->connected_fired = false;
     c->state = ConnState::Idle;
     fire_simple(s, kDisconnected);
   }
@@ -210,19 +204,21 @@ void Socket::conn_connect_result(Conn* c, int err) noexcept {
   if (addrs) evutil_freeaddrinfo(addrs);
   addrs = next_addr = nullptr;
   if (!conn_opened(c)) {
-    fail(this, evutil_socket_error_to_string(ENOMEM));
+    fail_errno(this, ENOMEM);
     return;
   }
-  if (cur.tls) {
-    // 'connected' after the handshake; the timeout covers it too.
-    if (!tls_start(c, cur.tls, TlsRole::Client, host, port, &cur, false))
-      fail(this, evutil_socket_error_to_string(ENOMEM));
+  if (tls) {
+    // 'connected' after the handshake (conn_secured); timeout covers it too.
+    if (!tls_start(c, tls, TlsRole::Client, host, &c->opt, false)) fail_errno(this, ENOMEM);
     return;
   }
   clear_attempt(this);
   connected_fired = true;
   fire_simple(this, kConnected);
-  if (c->end_wanted && c->state == ConnState::Open) conn_disconnect(c);
+  if (c->close_queued && c->state == ConnState::Open) {
+    c->close_queued = false;
+    conn_disconnect(c);
+  }
 }
 
 void Socket::conn_data(Conn*, const char* data, size_t len) noexcept {
@@ -262,10 +258,28 @@ void Socket::conn_secured(Conn* c) noexcept {
   clear_attempt(this);
   connected_fired = true;
   fire_simple(this, kConnected);
-  if (c->end_wanted && c->state == ConnState::Open) conn_disconnect(c);
+  if (c->close_queued && c->state == ConnState::Open) {
+    c->close_queued = false;
+    conn_disconnect(c);
+  }
 }
 
 void Socket::conn_closed(Conn* c) noexcept {
+  if (!error_due && c->end != EndKind::Orderly) {  // an established connection failed
+    if (c->end == EndKind::IdleTimeout) {
+      std::snprintf(msg, sizeof msg, "idle timeout");
+    } else {
+      char endpoint[kEndpointLen];
+      format_endpoint(endpoint, sizeof endpoint, host, port);
+      std::snprintf(msg, sizeof msg,
+                    tls_handshake_failed(c) ? "TLS handshake with %s failed: %s"
+                                            : "connection to %s failed: %s",
+                    endpoint, conn_end_reason(c));
+    }
+    code = conn_end_code(c);
+    error_due = true;
+  }
+  if (timeout_ev) event_del(timeout_ev);  // a TLS handshake that ended early
   c->pending |= kFinish;
   defer(c->ctx, &c->defer);
 }
@@ -280,19 +294,17 @@ int socket_new(lua_State* L) {
   Context* ctx = upvalue_context(L);
   Options opt;
   parse_options(L, 1, 1, &opt);
-  // Made closed and empty, with its finalizer, before it owns anything.
   tls_options_prepare(L, &opt);
+  // Made closed and empty, with its finalizer, before it owns anything.
   Socket* s = new (lua_newuserdatauv(L, sizeof(Socket), kSlots)) Socket();
   luaL_setmetatable(L, kTypeName);
   s->conn.ctx = ctx;
   s->conn.owner = s;
-  s->conn.opt = &s->cur;
+  s->conn.opt = opt;
   s->conn.defer.run = run_deferred;
   s->conn.defer.owner = s;
   s->opt = opt;
   tls_options_retain(L, &s->opt);
-  s->cur = s->opt;
-  tls_options_retain(L, &s->cur);
   return 1;
 }
 
@@ -321,22 +333,24 @@ int socket_connect(lua_State* L) {
                           ? " (connect again from 'disconnected')"
                           : "");
   }
+  if (cur.timeout_ms > 0 && s->timeout_ev == nullptr) {
+    // Made here, where raising is allowed: a timeout never silently goes.
+    s->timeout_ev = event_new(s->conn.ctx->base, -1, 0, on_timeout, s);
+    if (s->timeout_ev == nullptr) return luaL_error(L, "connect: out of memory");
+  }
   set_callbacks(L, 1, 4, kCallbackNames);
   anchor(L, s->conn.ctx, s, 1);  // the last call that may raise
   Conn* c = &s->conn;
-  conn_create(c, -1);
-  if (!conn_output(c)) {  // holds what is sent before the connect completes
-    unanchor(L, c->ctx, s);
-    return luaL_error(L, "connect: out of memory");
-  }
+  conn_create(c, cur);
+  tls_config_retain(cur.tls);
+  tls_config_release(s->tls);
+  s->tls = cur.tls;
   std::memcpy(s->host, host, hlen);
   s->host[hlen] = '\0';
   s->port = port;
-  tls_options_release(&s->cur);
-  s->cur = cur;
-  tls_options_retain(L, &s->cur);
   s->last_err = 0;
-  s->failed = s->connected_fired = false;
+  s->error_due = s->connected_fired = false;
+  s->code = nullptr;
   c->state = ConnState::Resolving;
   c->pending = kStart;
   defer(c->ctx, &c->defer);
@@ -354,32 +368,23 @@ int socket_send(lua_State* L) {
 // Ends a connection attempt that never connected: nothing fires.
 void cancel_attempt(lua_State* L, Socket* s) {
   clear_attempt(s);
-  conn_drop(&s->conn);
-  s->conn.state = ConnState::Idle;
+  conn_release(&s->conn);
   s->conn.pending = 0;
-  undefer(&s->conn.defer);
+  s->error_due = false;
   unanchor(L, s->conn.ctx, s);
 }
 
 int socket_disconnect(lua_State* L) {
   Socket* s = check_socket(L);
-  switch (s->conn.state) {
-    case ConnState::Resolving:
-    case ConnState::Connecting:
-      s->conn.end_wanted = true;  // connect, flush what was sent, close
-      break;
-    case ConnState::Open:
-      if (!s->connected_fired)
-        s->conn.end_wanted = true;  // in the TLS handshake: 'connected' comes first
-      else
-        conn_disconnect(&s->conn);
-      break;
-    default:
-      break;
-  }
+  if (s->conn.state == ConnState::Open && !s->connected_fired)
+    s->conn.close_queued = true;  // in the TLS handshake: after 'connected'
+  else
+    conn_disconnect(&s->conn);
   return 0;
 }
 
+// close(): nothing more fires, except the 'disconnected' owed to a
+// connection whose 'connected' fired.
 int socket_close(lua_State* L) {
   Socket* s = check_socket(L);
   switch (s->conn.state) {
@@ -390,6 +395,10 @@ int socket_close(lua_State* L) {
     case ConnState::Open:
     case ConnState::Closing:
       conn_close(&s->conn, EndKind::Orderly, 0);
+      break;
+    case ConnState::Closed:  // ended this round; its callbacks are still to come
+      s->error_due = false;
+      if (!s->connected_fired) cancel_attempt(L, s);
       break;
     default:
       break;
@@ -416,7 +425,7 @@ int socket_resume(lua_State* L) {
 // The socket of an established connection, else -1 ("not connected").
 evutil_socket_t connected_fd(const Socket* s) {
   ConnState st = s->conn.state;
-  return st == ConnState::Open || st == ConnState::Closing ? conn_fd(&s->conn) : -1;
+  return st == ConnState::Open || st == ConnState::Closing ? s->conn.fd : -1;
 }
 
 int socket_peer(lua_State* L) { return push_socket_address(L, connected_fd(check_socket(L)), true); }
@@ -437,7 +446,8 @@ int socket_gc(lua_State* L) {
   s->timeout_ev = nullptr;
   conn_release(&s->conn);
   tls_options_release(&s->opt);
-  tls_options_release(&s->cur);
+  tls_config_release(s->tls);
+  s->tls = nullptr;
   return 0;
 }
 
@@ -456,14 +466,15 @@ int socket_tlsinfo(lua_State* L) {
 int socket_starttls(lua_State* L) {
   Socket* s = check_socket(L);
   TlsConfig* cfg = check_tls_config(L, 2, true);
-  Options o = s->cur;
+  Options o = s->conn.opt;
   parse_options(L, 3, 3, &o);
-  if (s->conn.state != ConnState::Open || !s->connected_fired)
+  Conn* c = &s->conn;
+  if (c->state != ConnState::Open || !s->connected_fired)
     return luaL_error(L, "starttls: socket is not connected");
-  if (s->conn.tls) return luaL_error(L, "starttls: the connection already uses TLS");
-  if (s->conn.shutdown_wanted || s->conn.read_eof)
+  if (c->tls) return luaL_error(L, "starttls: the connection already uses TLS");
+  if (c->write_end != WriteEnd::Open || c->read_eof)
     return luaL_error(L, "starttls: the connection is half closed");
-  if (!tls_start(&s->conn, cfg, TlsRole::Client, s->host, s->port, &o, true))
+  if (!tls_start(c, cfg, TlsRole::Client, s->host, &o, true))
     return luaL_error(L, "starttls: out of memory");
   lua_pushboolean(L, 1);
   return 1;

@@ -1,16 +1,20 @@
-// The TLS transform of a connection: OpenSSL driven directly on the
-// connection's socket and write path (never bufferevent_openssl).
-//
-// Reading: the connection's read event calls tls_on_readable, which runs
-// the handshake or SSL_read; OpenSSL pulls ciphertext with recv() through
-// lnet's BIO. Decrypted bytes go to the owner exactly as plaintext reads do.
-// Writing: SSL_write and SSL_shutdown push records through the BIO into
-// conn_write (write-through, then the connection's queue), so writes never
-// block inside OpenSSL and use MSG_NOSIGNAL like every other write.
-// The OpenSSL error queue is cleared before every call, so one connection's
-// errors never show up on another.
+// The TLS transform of a connection: a Transport (conn.hh) that drives
+// OpenSSL directly on the connection's socket (never bufferevent_openssl).
+// The Conn's read path, write path, queue (plaintext) and teardown are the
+// same as for plaintext; only the transport's functions differ:
+//   read:  SSL_read, as many records as fit in the 64 KiB buffer;
+//   write: SSL_write (partial writes: a record at a time);
+//   shutdown_write: close_notify, then the FIN;
+//   has_pending: decrypted bytes OpenSSL holds (delivered after resume()).
+// OpenSSL reads and writes the socket through lnet's BIO (recv, and send
+// with MSG_NOSIGNAL). The handshake runs from the connection's read and
+// write events (tls_handshake); the owner hears of its end through
+// conn_secured, or a close with EndKind::Tls. The OpenSSL error queue is
+// cleared before every call, so one connection's errors never show up on
+// another.
 #include "address.hh"
 #include "conn.hh"
+#include "errors.hh"
 #include "tls_internal.hh"
 
 #include <event2/buffer.h>
@@ -33,17 +37,19 @@ namespace lnet {
 struct Tls {
   Conn* c = nullptr;
   SSL* ssl = nullptr;
-  TlsConfig* cfg = nullptr;  // retained
-  TlsSni* sni = nullptr;     // retained (server)
+  TlsConfig* cfg = nullptr;   // retained
+  TlsSni* sni = nullptr;      // retained (server)
+  evbuffer* prefix = nullptr; // starttls: plaintext queued before the upgrade, sent first
+  event* hs_ev = nullptr;     // handshake_timeout
   TlsRole role = TlsRole::Client;
   bool handshaking = true;
-  bool failed = false;       // the handshake failed: msg says why
+  bool failed = false;        // the handshake failed: msg says why
   bool starttls = false;
+  bool starved = false;       // the last SSL_read wanted more input
   bool close_notify_sent = false;
-  int io_err = 0;            // the errno of the BIO's last failed recv
-  event* hs_ev = nullptr;    // handshake_timeout
-  evbuffer* early = nullptr; // plaintext sent before the handshake finished
-  uint64_t plain_out = 0;
+  int io_err = 0;             // errno of the BIO's last failed recv/send
+  int stashed = 0;            // an end met after bytes were returned: 1 EOF, -1 failure
+  int stashed_err = 0;
   const char* code = nullptr;
   char servername[256] = "";  // the SNI sent (client)
   char ip[kIpLen] = "";
@@ -53,35 +59,64 @@ struct Tls {
 
 namespace {
 
-constexpr int kReadRounds = 4;  // buffers of plaintext per readable event
+constexpr size_t kStage = 16384;  // one record of plaintext
 
-// --- the BIO: recv from the socket, write through the connection ----------
+// --- the BIO: recv and send on the connection's socket --------------------
+
+// Sends what starttls found queued in plaintext; true when none is left.
+bool flush_prefix(Tls* t) noexcept {
+  Conn* c = t->c;
+  while (t->prefix && evbuffer_get_length(t->prefix) > 0) {
+    size_t n = evbuffer_get_contiguous_space(t->prefix);
+    ssize_t w = ::send(c->fd, evbuffer_pullup(t->prefix, static_cast<ssize_t>(n)), n,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w <= 0) {
+      if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) t->io_err = errno;
+      return false;
+    }
+    evbuffer_drain(t->prefix, static_cast<size_t>(w));
+    c->bytes_out += static_cast<uint64_t>(w);
+  }
+  if (t->prefix) evbuffer_free(t->prefix);
+  t->prefix = nullptr;
+  return true;
+}
 
 int bio_write(BIO* b, const char* data, int len) {
-  Conn* c = static_cast<Conn*>(BIO_get_data(b));
+  Tls* t = static_cast<Tls*>(BIO_get_data(b));
   BIO_clear_retry_flags(b);
   if (len <= 0) return 0;
-  // Never a retry: what the kernel does not take waits in the queue.
-  return conn_write(c, data, static_cast<size_t>(len)) ? len : -1;
+  if (!flush_prefix(t)) {
+    if (t->io_err) return -1;
+    BIO_set_retry_write(b);
+    return -1;
+  }
+  ssize_t n = ::send(t->c->fd, data, static_cast<size_t>(len), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n >= 0) return static_cast<int>(n);
+  int err = errno;
+  if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+    BIO_set_retry_write(b);
+  else
+    t->io_err = err;
+  return -1;
 }
 
 int bio_read(BIO* b, char* buf, int len) {
-  Conn* c = static_cast<Conn*>(BIO_get_data(b));
+  Tls* t = static_cast<Tls*>(BIO_get_data(b));
   BIO_clear_retry_flags(b);
-  if (len <= 0 || c->fd < 0) return 0;
-  ssize_t n = ::recv(c->fd, buf, static_cast<size_t>(len), 0);
+  if (len <= 0) return 0;
+  ssize_t n = ::recv(t->c->fd, buf, static_cast<size_t>(len), 0);
   if (n >= 0) return static_cast<int>(n);  // 0: the peer's FIN
   int err = errno;
-  if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+  if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
     BIO_set_retry_read(b);
-  } else if (c->tls) {
-    c->tls->io_err = err;
-  }
+  else
+    t->io_err = err;
   return -1;
 }
 
 long bio_ctrl(BIO*, int cmd, long, void*) {
-  return cmd == BIO_CTRL_FLUSH ? 1 : 0;  // writes are already on their way
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;  // every write already went to the socket
 }
 
 int bio_create(BIO* b) {
@@ -114,11 +149,11 @@ void describe_failure(Tls* t, int ssl_err) {
   unsigned long e = ERR_peek_last_error();
   const char* why = e ? ERR_reason_error_string(e) : nullptr;
   long vr = SSL_get_verify_result(t->ssl);
-  t->code = "TLS_HANDSHAKE";
+  t->code = kCodeTlsHandshake;
   if (e && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED && vr != X509_V_OK) {
     std::snprintf(t->msg, sizeof t->msg, "%s (%s)", why ? why : "certificate verify failed",
                   X509_verify_cert_error_string(vr));
-    t->code = "TLS_VERIFY";
+    t->code = kCodeTlsVerify;
   } else if (why) {
     std::snprintf(t->msg, sizeof t->msg, "%s", why);
   } else if (e) {
@@ -133,89 +168,167 @@ void describe_failure(Tls* t, int ssl_err) {
   ERR_clear_error();
 }
 
-void end_with(Conn* c, const char* code) noexcept {
-  Tls* t = c->tls;
-  t->code = code;
-  conn_close(c, EndKind::Error, 0);
-  c->reason = t->msg;  // after conn_close, which set the errno text
-}
-
-void handshake_failed(Conn* c, int ssl_err) noexcept {
-  Tls* t = c->tls;
-  describe_failure(t, ssl_err);
-  t->failed = true;
-  end_with(c, t->code);
-}
-
 void on_handshake_timeout(evutil_socket_t, short, void* arg) {
   Conn* c = static_cast<Conn*>(arg);
   Tls* t = c->tls;
   if (!t || !t->handshaking || c->state != ConnState::Open) return;
   std::snprintf(t->msg, sizeof t->msg, "handshake timed out");
+  t->code = kCodeTlsHandshakeTimeout;
   t->failed = true;
-  end_with(c, "TLS_HANDSHAKE_TIMEOUT");
+  conn_close(c, EndKind::Error, kTlsFailed);
 }
 
-// Sends what was queued before the handshake finished.
-bool flush_early(Conn* c) noexcept {
-  Tls* t = c->tls;
-  if (!t->early) return true;
-  while (evbuffer_get_length(t->early) > 0) {
-    size_t n = evbuffer_get_contiguous_space(t->early);
-    if (!tls_send(c, reinterpret_cast<const char*>(evbuffer_pullup(t->early, static_cast<ssize_t>(n))), n))
-      return false;
-    evbuffer_drain(t->early, n);
-  }
-  evbuffer_free(t->early);
-  t->early = nullptr;
-  return true;
-}
-
-// One step of the handshake; true when it has finished (and the owner was
-// told), false while it goes on or once it failed.
-bool handshake(Conn* c) noexcept {
-  Tls* t = c->tls;
-  ERR_clear_error();
-  t->io_err = 0;
-  int r = SSL_do_handshake(t->ssl);
-  if (r == 1) {
-    t->handshaking = false;
-    if (t->hs_ev) event_del(t->hs_ev);
-    if (!flush_early(c)) {
-      std::snprintf(t->msg, sizeof t->msg, "out of memory");
-      end_with(c, "ENOMEM");
-      return false;
-    }
-    c->owner->conn_secured(c);
-    return true;
-  }
-  int e = SSL_get_error(t->ssl, r);
-  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return false;
-  handshake_failed(c, e);
-  return false;
-}
-
-void read_failed(Conn* c, int ssl_err) noexcept {
-  Tls* t = c->tls;
+// An SSL_read or SSL_write failed: the errno, or kTlsFailed with msg/code set.
+int io_failure(Tls* t, int ssl_err) noexcept {
   unsigned long e = ERR_peek_last_error();
   if ((ssl_err == SSL_ERROR_SYSCALL && t->io_err == 0) ||
       (e && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
     ERR_clear_error();
     std::snprintf(t->msg, sizeof t->msg, "TLS connection truncated (no close_notify)");
-    end_with(c, "TLS_TRUNCATED");
-    return;
+    t->code = kCodeTlsTruncated;
+    return kTlsFailed;
   }
   if (ssl_err == SSL_ERROR_SYSCALL) {
     ERR_clear_error();
-    int err = t->io_err;
-    conn_close(c, EndKind::Error, err);  // an errno: its own code
-    return;
+    return t->io_err;
   }
   const char* why = e ? ERR_reason_error_string(e) : nullptr;
   std::snprintf(t->msg, sizeof t->msg, "TLS error: %s", why ? why : "unknown");
+  t->code = kCodeTlsError;
   ERR_clear_error();
-  end_with(c, "TLS_ERROR");
+  return kTlsFailed;
 }
+
+// --- the transport ---------------------------------------------------------
+
+ssize_t tls_read(Conn* c, char* buf, size_t cap, int* err) noexcept {
+  Tls* t = c->tls;
+  if (t == nullptr || t->ssl == nullptr || t->handshaking) {
+    *err = EAGAIN;  // the handshake reads for itself (tls_handshake)
+    return -1;
+  }
+  if (t->stashed) {  // met after the bytes returned last time
+    int s = t->stashed;
+    t->stashed = 0;
+    if (s > 0) return 0;
+    *err = t->stashed_err;
+    return -1;
+  }
+  // Fill the buffer with as many records as there are: one data callback
+  // for up to 64 KiB, as on plaintext.
+  size_t got = 0;
+  while (got < cap) {
+    ERR_clear_error();
+    t->io_err = 0;
+    int want = cap - got > (1u << 30) ? (1 << 30) : static_cast<int>(cap - got);
+    int n = SSL_read(t->ssl, buf + got, want);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+      t->starved = false;
+      continue;
+    }
+    int e = SSL_get_error(t->ssl, n);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      t->starved = e == SSL_ERROR_WANT_READ;
+      if (got > 0) return static_cast<ssize_t>(got);
+      *err = e == SSL_ERROR_WANT_READ ? EAGAIN : kWantWrite;
+      return -1;
+    }
+    int result = 0;  // EOF
+    if (e != SSL_ERROR_ZERO_RETURN) result = io_failure(t, e);  // the peer's close_notify: EOF
+    else ERR_clear_error();
+    if (got > 0) {
+      t->stashed = result == 0 ? 1 : -1;
+      t->stashed_err = result;
+      return static_cast<ssize_t>(got);
+    }
+    if (result == 0) return 0;
+    *err = result;
+    return -1;
+  }
+  return static_cast<ssize_t>(got);
+}
+
+ssize_t tls_write(Conn* c, const iovec* iov, int iovcnt, int* err) noexcept {
+  Tls* t = c->tls;
+  if (t == nullptr || t->ssl == nullptr) {
+    *err = EPIPE;
+    return -1;
+  }
+  if (t->handshaking) {  // the queue waits: the handshake goes first
+    *err = kWantRead;
+    return -1;
+  }
+  const char* data = static_cast<const char*>(iov[0].iov_base);
+  size_t len = iov[0].iov_len;
+  // A retried record must be offered again whole: gather up to one record
+  // when the queue's first piece is shorter (the buffer may move:
+  // SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).
+  char stage[kStage];
+  if (len < kStage && iovcnt > 1) {
+    size_t k = 0;
+    for (int i = 0; i < iovcnt && k < kStage; i++) {
+      size_t take = iov[i].iov_len < kStage - k ? iov[i].iov_len : kStage - k;
+      std::memcpy(stage + k, iov[i].iov_base, take);
+      k += take;
+    }
+    data = stage;
+    len = k;
+  }
+  if (len > (1u << 30)) len = 1u << 30;
+  ERR_clear_error();
+  t->io_err = 0;
+  int n = SSL_write(t->ssl, data, static_cast<int>(len));
+  if (n > 0) return n;
+  int e = SSL_get_error(t->ssl, n);
+  if (e == SSL_ERROR_WANT_WRITE) {
+    *err = EAGAIN;
+  } else if (e == SSL_ERROR_WANT_READ) {
+    *err = kWantRead;
+  } else {
+    *err = io_failure(t, e);
+    if (*err == 0) *err = EPIPE;
+  }
+  return -1;
+}
+
+int tls_shutdown_write(Conn* c) noexcept {
+  Tls* t = c->tls;
+  if (t && t->ssl && !t->handshaking && !t->close_notify_sent) {
+    t->close_notify_sent = true;
+    ERR_clear_error();
+    SSL_shutdown(t->ssl);  // close_notify goes out now; the peer's is not awaited
+    ERR_clear_error();
+  }
+  return ::shutdown(c->fd, SHUT_WR) == 0 ? 0 : errno;
+}
+
+bool tls_has_pending(const Conn* c) noexcept {
+  const Tls* t = c->tls;
+  if (!t || !t->ssl || t->handshaking) return false;
+  if (t->stashed) return true;
+  return SSL_pending(t->ssl) > 0 || (SSL_has_pending(t->ssl) && !t->starved);
+}
+
+// The connection closed: OpenSSL's state goes; what messages need stays
+// until tls_free.
+void tls_release(Conn* c) noexcept {
+  Tls* t = c->tls;
+  if (!t) return;
+  if (t->hs_ev) event_free(t->hs_ev);
+  t->hs_ev = nullptr;
+  if (t->prefix) evbuffer_free(t->prefix);
+  t->prefix = nullptr;
+  if (t->ssl) SSL_free(t->ssl);
+  t->ssl = nullptr;
+  tls_config_release(t->cfg);
+  t->cfg = nullptr;
+  tls_sni_release(t->sni);
+  t->sni = nullptr;
+}
+
+const Transport kTlsTransport = {tls_read, tls_write, tls_shutdown_write, tls_has_pending,
+                                 tls_release};
 
 }  // namespace
 
@@ -233,8 +346,32 @@ int tls_servername_cb(SSL* ssl, int*, void*) {
   return SSL_TLSEXT_ERR_OK;  // an unknown name: the tls context
 }
 
-bool tls_start(Conn* c, TlsConfig* cfg, TlsRole role, const char* host, int port,
-               const Options* o, bool starttls) noexcept {
+bool tls_handshake(Conn* c) noexcept {
+  Tls* t = c->tls;
+  if (!t || !t->ssl || !t->handshaking) return true;
+  ERR_clear_error();
+  t->io_err = 0;
+  int r = SSL_do_handshake(t->ssl);
+  if (r == 1) {
+    t->handshaking = false;
+    if (t->hs_ev) event_del(t->hs_ev);
+    c->owner->conn_secured(c);
+    return true;
+  }
+  int e = SSL_get_error(t->ssl, r);
+  if (e == SSL_ERROR_WANT_READ) return false;
+  if (e == SSL_ERROR_WANT_WRITE) {
+    event_add(c->wev, nullptr);
+    return false;
+  }
+  describe_failure(t, e);
+  t->failed = true;
+  conn_close(c, EndKind::Error, kTlsFailed);
+  return false;
+}
+
+bool tls_start(Conn* c, TlsConfig* cfg, TlsRole role, const char* host, const Options* o,
+               bool starttls) noexcept {
   tls_free(c);
   BIO_METHOD* m = bio_method(c->ctx);
   Tls* t = m ? new (std::nothrow) Tls() : nullptr;
@@ -244,22 +381,20 @@ bool tls_start(Conn* c, TlsConfig* cfg, TlsRole role, const char* host, int port
   t->starttls = starttls;
   t->cfg = cfg;
   tls_config_retain(cfg);
+  c->tls = t;  // from here tls_free undoes everything
   ERR_clear_error();
   t->ssl = SSL_new(cfg->ctx);
   BIO* bio = t->ssl ? BIO_new(m) : nullptr;
   if (!bio) {
-    tls_config_release(cfg);
-    if (t->ssl) SSL_free(t->ssl);
-    delete t;
+    tls_free(c);
     ERR_clear_error();
     return false;
   }
-  t->plain_out = conn_bytes_out(c);  // starttls: what went out in plaintext
-  c->tls = t;
-  BIO_set_data(bio, c);
+  BIO_set_data(bio, t);
   SSL_set_bio(t->ssl, bio, bio);  // the SSL owns the BIO
   SSL_set_app_data(t->ssl, t);
-  SSL_set_read_ahead(t->ssl, 1);  // fewer recv calls: whole records at once
+  SSL_set_read_ahead(t->ssl, 1);  // whole records per recv
+  SSL_set_mode(t->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   // The peer's address, for messages once the socket is gone.
   sockaddr_storage ss;
   socklen_t sl = sizeof ss;
@@ -269,24 +404,22 @@ bool tls_start(Conn* c, TlsConfig* cfg, TlsRole role, const char* host, int port
   if (role == TlsRole::Client) {
     SSL_set_connect_state(t->ssl);
     const char* name = o->servername_mode == 1 ? o->servername : host;
-    bool ip = is_ip_literal(name);
-    if (o->servername_mode >= 0 && !ip) {
+    if (o->servername_mode >= 0 && !is_ip_literal(name)) {
       std::snprintf(t->servername, sizeof t->servername, "%s", name);
       ok = SSL_set_tlsext_host_name(t->ssl, name) == 1;
     }
     if (!cfg->insecure) {
       SSL_set_verify(t->ssl, SSL_VERIFY_PEER, nullptr);
       // servername = false: no SNI, and the host given to connect is checked.
-      const char* check = o->servername_mode == 1 ? o->servername : host;
       X509_VERIFY_PARAM* param = SSL_get0_param(t->ssl);
       // Subject alternative names only (never the CN); a wildcard covers
       // exactly one whole label.
       X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
                                                  X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
-      if (is_ip_literal(check))
-        ok = ok && X509_VERIFY_PARAM_set1_ip_asc(param, check) == 1;
+      if (is_ip_literal(name))
+        ok = ok && X509_VERIFY_PARAM_set1_ip_asc(param, name) == 1;
       else
-        ok = ok && SSL_set1_host(t->ssl, check) == 1;
+        ok = ok && SSL_set1_host(t->ssl, name) == 1;
     } else {
       SSL_set_verify(t->ssl, SSL_VERIFY_NONE, nullptr);
     }
@@ -302,134 +435,47 @@ bool tls_start(Conn* c, TlsConfig* cfg, TlsRole role, const char* host, int port
     else
       SSL_set_verify(t->ssl, SSL_VERIFY_NONE, nullptr);
   }
-  (void)port;
+  if (ok && o->handshake_timeout_ms > 0) {
+    t->hs_ev = event_new(c->ctx->base, -1, 0, on_handshake_timeout, c);
+    if (t->hs_ev) {
+      timeval tv = ms_timeval(o->handshake_timeout_ms);
+      event_add(t->hs_ev, &tv);
+    } else {
+      ok = false;
+    }
+  }
+  if (ok && starttls && conn_queued(c) > 0) {
+    // Plaintext queued before the upgrade goes out first, as plaintext.
+    t->prefix = evbuffer_new();
+    ok = t->prefix && evbuffer_add_buffer(t->prefix, c->out) == 0;
+  }
   if (!ok) {
     tls_free(c);
     ERR_clear_error();
     return false;
   }
-  if (o->handshake_timeout_ms > 0) {
-    t->hs_ev = event_new(c->ctx->base, -1, 0, on_handshake_timeout, c);
-    if (t->hs_ev) {
-      timeval tv = ms_timeval(o->handshake_timeout_ms);
-      event_add(t->hs_ev, &tv);
-    }
-  }
-  if (role == TlsRole::Client) handshake(c);  // the ClientHello goes out now
+  c->transport = &kTlsTransport;
+  if (t->prefix) event_add(c->wev, nullptr);
+  if (role == TlsRole::Client && c->state == ConnState::Open) tls_handshake(c);  // the hello goes now
   return true;
 }
 
-bool tls_handshaking(const Conn* c) noexcept { return c->tls && c->tls->handshaking; }
+bool tls_handshaking(const Conn* c) noexcept { return c->tls && c->tls->ssl && c->tls->handshaking; }
 bool tls_handshake_failed(const Conn* c) noexcept { return c->tls && c->tls->failed; }
 bool tls_is_starttls(const Conn* c) noexcept { return c->tls && c->tls->starttls; }
 const char* tls_peer_ip(const Conn* c) noexcept { return c->tls ? c->tls->ip : ""; }
 int tls_peer_port(const Conn* c) noexcept { return c->tls ? c->tls->port : 0; }
-const char* tls_code(const Conn* c) noexcept { return c->tls ? c->tls->code : nullptr; }
-size_t tls_early_queued(const Conn* c) noexcept {
-  return c->tls && c->tls->early ? evbuffer_get_length(c->tls->early) : 0;
-}
-uint64_t tls_plain_out(const Conn* c) noexcept { return c->tls ? c->tls->plain_out : 0; }
-
-void tls_on_readable(Conn* c) noexcept {
-  Tls* t = c->tls;
-  if (t->handshaking) {
-    if (!handshake(c)) return;
-    // The owner's callback may have closed, paused or upgraded it.
-    if (c->tls != t || c->state != ConnState::Open || c->paused || c->read_eof) return;
-  }
-  char* buf = context_read_buffer(c->ctx);
-  if (buf == nullptr) {
-    conn_close(c, EndKind::Error, ENOMEM);
-    return;
-  }
-  for (int round = 0; round < kReadRounds; round++) {
-    size_t got = 0;
-    int err = SSL_ERROR_NONE;
-    while (got < kReadBufferSize) {
-      ERR_clear_error();
-      t->io_err = 0;
-      int n = SSL_read(t->ssl, buf + got, static_cast<int>(kReadBufferSize - got));
-      if (n > 0) {
-        got += static_cast<size_t>(n);
-        continue;
-      }
-      err = SSL_get_error(t->ssl, n);
-      break;
-    }
-    if (got > 0) {
-      c->bytes_in += got;
-      c->last_active = now_ms();
-      c->owner->conn_data(c, buf, got);
-      if (c->tls != t || c->state != ConnState::Open || c->paused || c->read_eof) return;
-    }
-    switch (err) {
-      case SSL_ERROR_NONE:
-        continue;  // the buffer filled up: more may be there
-      case SSL_ERROR_WANT_READ:
-      case SSL_ERROR_WANT_WRITE:
-        return;
-      case SSL_ERROR_ZERO_RETURN:  // the peer's close_notify: an orderly end
-        ERR_clear_error();
-        conn_read_eof(c);
-        return;
-      default:
-        read_failed(c, err);
-        return;
-    }
-  }
-  // Fairness: others get their turn; what OpenSSL holds is read next round.
-  if (SSL_has_pending(t->ssl) && c->rev) event_active(c->rev, EV_READ, 1);
-}
-
-bool tls_send(Conn* c, const char* data, size_t len) noexcept {
-  Tls* t = c->tls;
-  if (t->handshaking) {
-    if (!t->early) t->early = evbuffer_new();
-    return t->early && evbuffer_add(t->early, data, len) == 0;
-  }
-  while (len > 0) {
-    int chunk = len > (1u << 30) ? 1 << 30 : static_cast<int>(len);
-    ERR_clear_error();
-    int n = SSL_write(t->ssl, data, chunk);
-    if (n <= 0) {
-      ERR_clear_error();
-      return false;
-    }
-    t->plain_out += static_cast<uint64_t>(n);
-    data += n;
-    len -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-void tls_close_notify(Conn* c) noexcept {
-  Tls* t = c->tls;
-  if (!t || t->close_notify_sent || t->handshaking) return;
-  t->close_notify_sent = true;
-  ERR_clear_error();
-  SSL_shutdown(t->ssl);  // queues close_notify; the peer's is not awaited
-  ERR_clear_error();
-}
-
-void tls_resume(Conn* c) noexcept {
-  Tls* t = c->tls;
-  if (t && !t->handshaking && c->rev && SSL_has_pending(t->ssl)) event_active(c->rev, EV_READ, 1);
-}
-
-void tls_closed(Conn* c) noexcept {
-  Tls* t = c->tls;
-  if (t && t->hs_ev) event_del(t->hs_ev);
+const char* tls_end_reason(const Conn* c) noexcept { return c->tls ? c->tls->msg : "TLS failure"; }
+const char* tls_end_code(const Conn* c) noexcept {
+  return c->tls && c->tls->code ? c->tls->code : kCodeTlsError;
 }
 
 void tls_free(Conn* c) noexcept {
   Tls* t = c->tls;
   if (!t) return;
+  tls_release(c);
   c->tls = nullptr;
-  if (t->hs_ev) event_free(t->hs_ev);
-  if (t->early) evbuffer_free(t->early);
-  if (t->ssl) SSL_free(t->ssl);
-  tls_config_release(t->cfg);
-  tls_sni_release(t->sni);
+  if (c->transport == &kTlsTransport) c->transport = &kPlainTransport;
   delete t;
 }
 
@@ -508,7 +554,7 @@ void push_fingerprint(lua_State* L, X509* x) {
 
 int push_tlsinfo(lua_State* L, const Conn* c) {
   Tls* t = c->tls;
-  if (!t || t->handshaking || c->state == ConnState::Closed || c->state == ConnState::Idle) {
+  if (!t || !t->ssl || t->handshaking || c->state == ConnState::Closed || c->state == ConnState::Idle) {
     lua_pushnil(L);
     lua_pushstring(L, !t ? "not a TLS connection" : t->handshaking ? "TLS handshake not finished"
                                                                    : "not connected");

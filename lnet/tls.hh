@@ -37,6 +37,9 @@ bool tls_built() noexcept;
 void register_tls(lua_State* L, int ctx_idx, int module_idx);
 void tls_shared_free(TlsShared* s) noexcept;
 
+void tls_config_retain(TlsConfig* c) noexcept;  // null: nothing
+void tls_config_release(TlsConfig* c) noexcept;
+
 // --- options (parse_options calls it for the keys it does not know) -------
 // Handles tls, servername, sni, handshake_timeout (value at -1); false for
 // any other key. Raises bad argument for a wrong value. What it stores in o
@@ -53,38 +56,39 @@ void tls_options_release(Options* o) noexcept;
 TlsConfig* check_tls_config(lua_State* L, int idx, bool client);
 
 // --- connections ---------------------------------------------------------
+// Stable codes of TLS failures (beside errno names such as "ECONNRESET").
+inline constexpr const char kCodeTlsHandshake[] = "TLS_HANDSHAKE";  // the handshake failed
+inline constexpr const char kCodeTlsVerify[] = "TLS_VERIFY";        // the peer's certificate or name
+inline constexpr const char kCodeTlsHandshakeTimeout[] = "TLS_HANDSHAKE_TIMEOUT";
+inline constexpr const char kCodeTlsTruncated[] = "TLS_TRUNCATED";  // EOF without close_notify
+inline constexpr const char kCodeTlsError[] = "TLS_ERROR";          // a TLS error after the handshake
+
 enum class TlsRole : uint8_t { Client, Server };
 
-// Starts TLS on an open connection: the SSL object, its BIO, the
-// handshake timer; a client sends its hello at once. host: what the
-// client connected to (the name checked, and the SNI unless o says
-// otherwise). False when out of memory (nothing is left attached).
-bool tls_start(Conn* c, TlsConfig* cfg, TlsRole role, const char* host, int port,
-               const Options* o, bool starttls) noexcept;
+// Starts TLS on a connection: the SSL object, its BIO, the handshake
+// timer; the connection's transport becomes TLS. A client sends its hello
+// at once when the connection is open. host: what the client connected to
+// (the name checked, and the SNI unless o says otherwise). With starttls,
+// plaintext still queued goes out first. False when out of memory (nothing
+// is left attached).
+bool tls_start(Conn* c, TlsConfig* cfg, TlsRole role, const char* host, const Options* o,
+               bool starttls) noexcept;
+// Runs the handshake from the connection's read or write event: true once
+// it has finished (the owner was told: conn_secured), false while it goes
+// on or when it failed (the connection is then closed, EndKind::Tls).
+bool tls_handshake(Conn* c) noexcept;
 bool tls_handshaking(const Conn* c) noexcept;
-// The handshake failed (c->reason says why) / ran out of time.
+// The handshake failed (tls_end_reason says why) or ran out of time.
 bool tls_handshake_failed(const Conn* c) noexcept;
 bool tls_is_starttls(const Conn* c) noexcept;
 // The peer's address, kept for tls_error after the socket is gone.
 const char* tls_peer_ip(const Conn* c) noexcept;
 int tls_peer_port(const Conn* c) noexcept;
-// The stable code of the TLS failure that ended c (null: none).
-const char* tls_code(const Conn* c) noexcept;
-
-// The connection's read handler while TLS is on.
-void tls_on_readable(Conn* c) noexcept;
-// Plaintext to send: before the handshake has finished it waits in the TLS
-// state; false when out of memory.
-bool tls_send(Conn* c, const char* data, size_t len) noexcept;
-size_t tls_early_queued(const Conn* c) noexcept;
-uint64_t tls_plain_out(const Conn* c) noexcept;
-// Queues close_notify (once) on the write path.
-void tls_close_notify(Conn* c) noexcept;
-// Reading resumed: decrypted bytes already inside OpenSSL are delivered
-// without waiting for new network input.
-void tls_resume(Conn* c) noexcept;
-// The socket is about to be closed (timers stopped).
-void tls_closed(Conn* c) noexcept;
+// The message and code of an EndKind::Tls end.
+const char* tls_end_reason(const Conn* c) noexcept;
+const char* tls_end_code(const Conn* c) noexcept;
+// Frees the connection's TLS state (conn_release); the transport goes
+// back to plaintext.
 void tls_free(Conn* c) noexcept;
 
 // Pushes the tlsinfo table of c (or nil, message when c has no TLS).

@@ -33,8 +33,6 @@ struct TlsShared {
   TlsConfig* default_client = nullptr;  // tls = true
 };
 
-void tls_config_retain(TlsConfig* c) noexcept;
-void tls_config_release(TlsConfig* c) noexcept;
 void tls_sni_retain(TlsSni* s) noexcept;
 void tls_sni_release(TlsSni* s) noexcept;
 // The state's shared TLS data, made on first use; null when out of memory.

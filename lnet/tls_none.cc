@@ -52,22 +52,17 @@ void tls_options_retain(lua_State*, Options*) noexcept {}
 void tls_options_release(Options*) noexcept {}
 TlsConfig* check_tls_config(lua_State* L, int, bool) { no_tls(L); }
 
-bool tls_start(Conn*, TlsConfig*, TlsRole, const char*, int, const Options*, bool) noexcept {
-  return false;
-}
+void tls_config_retain(TlsConfig*) noexcept {}
+void tls_config_release(TlsConfig*) noexcept {}
+bool tls_start(Conn*, TlsConfig*, TlsRole, const char*, const Options*, bool) noexcept { return false; }
+bool tls_handshake(Conn*) noexcept { return true; }
 bool tls_handshaking(const Conn*) noexcept { return false; }
 bool tls_handshake_failed(const Conn*) noexcept { return false; }
 bool tls_is_starttls(const Conn*) noexcept { return false; }
 const char* tls_peer_ip(const Conn*) noexcept { return ""; }
 int tls_peer_port(const Conn*) noexcept { return 0; }
-const char* tls_code(const Conn*) noexcept { return nullptr; }
-void tls_on_readable(Conn*) noexcept {}
-bool tls_send(Conn*, const char*, size_t) noexcept { return false; }
-size_t tls_early_queued(const Conn*) noexcept { return 0; }
-uint64_t tls_plain_out(const Conn*) noexcept { return 0; }
-void tls_close_notify(Conn*) noexcept {}
-void tls_resume(Conn*) noexcept {}
-void tls_closed(Conn*) noexcept {}
+const char* tls_end_reason(const Conn*) noexcept { return "TLS failure"; }
+const char* tls_end_code(const Conn*) noexcept { return kCodeTlsError; }
 void tls_free(Conn*) noexcept {}
 
 int push_tlsinfo(lua_State* L, const Conn*) {

@@ -263,6 +263,8 @@ int l_sleep_ms(lua_State* L) {
 }
 
 // raw_listen(host, backlog) -> fd, port: a listener nobody accepts on.
+// backlog -1: bound, not listening (a port that refuses connections and
+// cannot be handed out again while fd is open).
 int l_raw_listen(lua_State* L) {
   const char* host = luaL_checkstring(L, 1);
   int backlog = static_cast<int>(luaL_checkinteger(L, 2));
@@ -271,7 +273,7 @@ int l_raw_listen(lua_State* L) {
   if (!make_addr(host, 0, &ss, &len)) return luaL_error(L, "raw_listen: bad host %s", host);
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
-      ::listen(fd, backlog) != 0)
+      (backlog >= 0 && ::listen(fd, backlog) != 0))
     return luaL_error(L, "raw_listen: %s", std::strerror(errno));
   socklen_t l2 = sizeof ss;
   getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &l2);
@@ -342,6 +344,16 @@ int l_raw_recv(lua_State* L) {
     return 2;
   }
   lua_pushlstring(L, buf, static_cast<size_t>(n));
+  return 1;
+}
+
+// sigpipe_disposition() -> "default" | "ignored" | "handled"
+int l_sigpipe_disposition(lua_State* L) {
+  struct sigaction sa;
+  sigaction(SIGPIPE, nullptr, &sa);
+  lua_pushstring(L, sa.sa_handler == SIG_DFL ? "default"
+                    : sa.sa_handler == SIG_IGN ? "ignored"
+                                               : "handled");
   return 1;
 }
 
@@ -484,6 +496,7 @@ const luaL_Reg kFlowc[] = {
     {"lowest_free_fd", l_lowest_free_fd}, {"set_nofile", l_set_nofile},
     {"stream_start", l_stream_start}, {"stream_join", l_stream_join},
     {"spawn", l_spawn},               {"wait_child", l_wait_child},
+    {"sigpipe_disposition", l_sigpipe_disposition},
     {nullptr, nullptr}};
 
 // Installs flowc and FLOW_ARGS (a Lua table constructor) in L, then runs
@@ -533,6 +546,17 @@ SCENARIO(close_semantics)
 SCENARIO(half_close)
 // 6. Faults.
 SCENARIO(peer_reset)
+// Issue 8: streams whole or visibly cut (1), graceful close without deadlock (2).
+SCENARIO(no_truncation)
+SCENARIO(graceful_close)
+// Issue 8: shutdown() before connected (3), close() (4), calls (7), halting
+// delivery after a callback error or net.stop() (5, 7).
+SCENARIO(calls)
+SCENARIO(halt)
+// Issue 8: stats (9), idle_timeout (10), options per connection (11).
+SCENARIO(figures)
+// Issue 8: stable error codes (13).
+SCENARIO(codes)
 
 // 6. Writing to a reset peer does not kill the process. In a child with
 // SIGPIPE at its default (so a write without MSG_NOSIGNAL would kill it):

@@ -1,6 +1,7 @@
 -- send() results: true below high water, false above it (then drain fires
--- once), nil, message past max_buffer (nothing queued) or without an open
--- connection; bytes sent before connected arrive after it.
+-- once), nil, message, code when a send finds max_buffer bytes queued (the
+-- connection is then aborted) or without an open connection; bytes sent
+-- before connected arrive after it.
 local net = require "net"
 local t = require "testlib"
 
@@ -131,55 +132,72 @@ t.run(30000, function(done)
   end)
 end)
 
--- 3. max_buffer: with the peer paused, a send that would take the queue
--- past max_buffer returns nil, message and queues nothing; everything
--- accepted arrives intact after resume.
+-- 3. max_buffer (SPEC Part C, revised): with the peer paused, every send
+-- that finds less than max_buffer queued is accepted whole (false); the
+-- first one that finds max_buffer or more returns nil, message,
+-- "MAX_BUFFER", queues nothing and aborts the connection: 'error' (with the
+-- code) then 'disconnected' fire, later sends return nil, and the peer sees
+-- a reset, never a clean end.
 t.run(30000, function(done)
   local MAX = 2 * 1024 * KB
   local srv, port
   local sid
-  local sum = t.checksum()
-  local expected_sum, expected_n
+  local server_reason, server_code
   srv, port = t.listen({
     connected = function(id) sid = id; srv:pause(id) end,
-    data = function(_, d)
-      sum:update(d)
-      if expected_n and sum.n == expected_n then
-        t.eq(sum:value(), expected_sum, "accepted bytes arrive intact")
-        done()
-      end
-    end,
+    disconnected = function(_, reason, code) server_reason, server_code = reason, code end,
     error = function(m) error("server error: " .. m) end,
   })
   t.closing(srv)
   local c = net.TCPSocket({ max_buffer = MAX })
   t.cleanup(function() c:close() end)
+  local events = {}
   c:connect("127.0.0.1", port, {
     connected = function()
       t.after(50, function()
-        local accepted, r, msg = push_until(function(d)
-          local res, m = c:send(d)
-          if res ~= nil then
-            t.truthy(c:stats().queued <= MAX, "queue past max_buffer: " .. c:stats().queued)
+        local pushed, i = 0, 0
+        local r, msg, code
+        repeat
+          i = i + 1
+          t.truthy(pushed < LIMIT, "max_buffer never reached")
+          local before = c:stats().queued
+          local chunk = block(i)
+          r, msg, code = c:send(chunk)
+          if r ~= nil then
+            t.truthy(before < MAX, "a send accepted with max_buffer queued: " .. before)
+            t.truthy(c:stats().queued >= before, "the whole string queued")
+            pushed = pushed + #chunk
+          else
+            t.truthy(before >= MAX, "refused below max_buffer: " .. before)
           end
-          return res, m
-        end, function() return c:stats() end, nil, "max_buffer")
-        t.eq(r, nil, "send past max_buffer")
-        t.truthy(#msg > 0, "message")
-        -- A later send that fits is accepted (the refused one left no trace).
-        local room = MAX - c:stats().queued
-        if room > 0 then
-          local small = ("s"):rep(math.min(room, 100))
-          t.truthy(c:send(small) ~= nil, "a send that fits after a refusal")
-          accepted[#accepted + 1] = small
-        end
-        local all = t.checksum()
-        for _, chunk in ipairs(accepted) do all:update(chunk) end
-        expected_sum, expected_n = all:value(), all.n
+        until r == nil
+        t.eq(type(msg), "string", "refusal message")
+        t.eq(code, "MAX_BUFFER", "refusal code")
+        t.eq(#events, 0, "nothing fired inside send")
+        local r2, msg2, code2 = c:send("x")
+        t.eq(r2, nil, "send after the abort")
+        t.eq(type(msg2), "string", "send after the abort: message")
+        t.eq(type(code2), "string", "send after the abort: code")
         srv:resume(sid)
       end)
     end,
-    error = function(m) error("client error: " .. m) end,
+    error = function(m, code)
+      events[#events + 1] = "error"
+      t.eq(code, "MAX_BUFFER", "error code")
+      t.truthy(#m > 0, "error message")
+    end,
+    disconnected = function()
+      events[#events + 1] = "disconnected"
+      t.same(events, { "error", "disconnected" }, "client events")
+      local iv
+      iv = net.setInterval(function()
+        if server_code == nil then return end
+        net.clearInterval(iv)
+        t.eq(server_code, "ECONNRESET", "the peer saw a reset")
+        t.eq(type(server_reason), "string", "server reason")
+        done()
+      end, 10)
+    end,
   })
 end)
 

@@ -103,8 +103,10 @@ do
   r, msg = srv:resume(sid + 1000)
   t.eq(r, nil, "resume(unknown id)")
   t.eq(msg, ("unknown client id %d"):format(sid + 1000), "resume(unknown id) message")
-  t.eq(select("#", srv:pause(0)), 2, "pause(0) returns nil, message")
-  t.eq(select("#", srv:resume(-1)), 2, "resume(-1) returns nil, message")
+  -- nil, message, code (issue 8 item 13 added the code)
+  t.eq(select("#", srv:pause(0)), 3, "pause(0) returns nil, message, code")
+  t.eq(select(3, srv:pause(0)), "ENOTCONN", "pause(0) code")
+  t.eq(select("#", srv:resume(-1)), 3, "resume(-1) returns nil, message, code")
   t.raises({ "bad argument #1 to 'pause'", "number expected, got string" },
            function() return srv:pause("x") end)
   t.raises({ "bad argument #1 to 'resume'", "integer" }, function() return srv:resume(1.5) end)

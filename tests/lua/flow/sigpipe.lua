@@ -1,9 +1,13 @@
 -- Run in a child whose SIGPIPE is at its default: writing to a peer that
 -- has reset must not kill the process. Reading is paused so the write
--- path (write-through, then libevent's own write) meets the reset first.
+-- path (write-through, then the queued write) meets the reset first.
+-- require "net" leaves SIGPIPE at its default (lnet changes no process-wide
+-- signal state): only MSG_NOSIGNAL on every write keeps the process alive.
 local net = require "net"
 local t = require "testlib"
 local F = require "flow.flowlib"
+
+t.eq(flowc.sigpipe_disposition(), "default", "SIGPIPE after require 'net'")
 
 local NAMES = { "connected", "data", "disconnected", "error" }
 local big = ("z"):rep(1024 * 1024)
@@ -54,3 +58,5 @@ do
   flowc.raw_close(lfd)
   F.settle()
 end
+
+t.eq(flowc.sigpipe_disposition(), "default", "SIGPIPE at the end")
