@@ -276,20 +276,31 @@ ssize_t tls_write(Conn* c, const iovec* iov, int iovcnt, int* err) noexcept {
     len = k;
   }
   if (len > (1u << 30)) len = 1u << 30;
-  ERR_clear_error();
-  t->io_err = 0;
-  int n = SSL_write(t->ssl, data, static_cast<int>(len));
-  if (n > 0) return n;
-  int e = SSL_get_error(t->ssl, n);
-  if (e == SSL_ERROR_WANT_WRITE) {
-    *err = EAGAIN;
-  } else if (e == SSL_ERROR_WANT_READ) {
-    *err = kWantRead;
-  } else {
-    *err = io_failure(t, e);
-    if (*err == 0) *err = EPIPE;
+  // Record after record (partial-write mode returns after each) until the
+  // kernel takes no more; a record that did not go out completely stays in
+  // OpenSSL and is offered again from the queue.
+  size_t done = 0;
+  while (done < len) {
+    ERR_clear_error();
+    t->io_err = 0;
+    int n = SSL_write(t->ssl, data + done, static_cast<int>(len - done));
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (done > 0) return static_cast<ssize_t>(done);  // the error shows on the next call
+    int e = SSL_get_error(t->ssl, n);
+    if (e == SSL_ERROR_WANT_WRITE) {
+      *err = EAGAIN;
+    } else if (e == SSL_ERROR_WANT_READ) {
+      *err = kWantRead;
+    } else {
+      *err = io_failure(t, e);
+      if (*err == 0) *err = EPIPE;
+    }
+    return -1;
   }
-  return -1;
+  return static_cast<ssize_t>(done);
 }
 
 int tls_shutdown_write(Conn* c) noexcept {
@@ -483,17 +494,22 @@ void tls_free(Conn* c) noexcept {
 
 namespace {
 
+// The functions below copy what OpenSSL holds into fixed buffers and free
+// it before pushing: a memory error raised by a push leaks nothing.
+
 void push_name(lua_State* L, X509_NAME* name) {
-  BIO* b = BIO_new(BIO_s_mem());
-  if (!b) {
-    lua_pushliteral(L, "");
-    return;
+  char text[1024];
+  size_t n = 0;
+  if (BIO* b = BIO_new(BIO_s_mem())) {
+    X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253);
+    char* p = nullptr;
+    long len = BIO_get_mem_data(b, &p);
+    n = len > 0 ? static_cast<size_t>(len) : 0;
+    if (n > sizeof text) n = sizeof text;
+    if (n) std::memcpy(text, p, n);
+    BIO_free(b);
   }
-  X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253);
-  char* p = nullptr;
-  long n = BIO_get_mem_data(b, &p);
-  lua_pushlstring(L, p, static_cast<size_t>(n));  // may raise: b leaks only then
-  BIO_free(b);
+  lua_pushlstring(L, text, n);
 }
 
 void push_time(lua_State* L, const ASN1_TIME* t) {
@@ -504,31 +520,36 @@ void push_time(lua_State* L, const ASN1_TIME* t) {
     lua_pushnil(L);
 }
 
+constexpr int kMaxSan = 64;
+
 void push_san(lua_State* L, X509* x) {
-  lua_newtable(L);
+  static_assert(kMaxSan * 256 <= 16384, "stack use");
+  char text[kMaxSan][256];
+  int k = 0;
   GENERAL_NAMES* names =
       static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
-  if (!names) return;
-  int k = 0;
-  char text[300];
-  for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+  for (int i = 0; names && i < sk_GENERAL_NAME_num(names) && k < kMaxSan; i++) {
     GENERAL_NAME* g = sk_GENERAL_NAME_value(names, i);
-    text[0] = '\0';
+    char* out = text[k];
+    out[0] = '\0';
     if (g->type == GEN_DNS || g->type == GEN_EMAIL || g->type == GEN_URI) {
       const ASN1_STRING* s = g->d.ia5;
-      std::snprintf(text, sizeof text, "%.*s", ASN1_STRING_length(s),
+      std::snprintf(out, 256, "%.*s", ASN1_STRING_length(s),
                     reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)));
     } else if (g->type == GEN_IPADD) {
       const ASN1_STRING* s = g->d.ip;
       int af = ASN1_STRING_length(s) == 4 ? AF_INET : ASN1_STRING_length(s) == 16 ? AF_INET6 : 0;
-      if (af == 0 || !inet_ntop(af, ASN1_STRING_get0_data(s), text, sizeof text)) text[0] = '\0';
+      if (af == 0 || !inet_ntop(af, ASN1_STRING_get0_data(s), out, 256)) out[0] = '\0';
     }
-    if (text[0]) {
-      lua_pushstring(L, text);  // may raise: names leaks only on a memory error
-      lua_rawseti(L, -2, ++k);
-    }
+    if (out[0]) k++;
   }
   GENERAL_NAMES_free(names);
+  ERR_clear_error();
+  lua_createtable(L, k, 0);
+  for (int i = 0; i < k; i++) {
+    lua_pushstring(L, text[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
 }
 
 void push_fingerprint(lua_State* L, X509* x) {

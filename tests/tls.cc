@@ -54,6 +54,13 @@ bool tls_built() {
   return err.empty();
 }
 
+// For the one suite that checks a build without TLS (-Dtls=disabled).
+boost::test_tools::assertion_result tls_not_built(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result r(!tls_built());
+  if (!r) r.message() << "lnet was built with TLS: the build without it is checked by a -Dtls=disabled build";
+  return r;
+}
+
 // The precondition of every suite: skipped with the reason, never passed.
 boost::test_tools::assertion_result tls_is_built(boost::unit_test::test_unit_id) {
   boost::test_tools::assertion_result r(tls_built());
@@ -297,6 +304,30 @@ BOOST_AUTO_TEST_CASE(smtp_starttls_with_s_client) {
                                    "220 ready to start TLS\r"};
   for (const auto& w : want) BOOST_TEST(lnet_test::recv_line(fd.get(), seconds(10)) == w);
   BOOST_TEST(srv->running(), srv->describe());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(without_tls, *boost::unit_test::precondition(tls_not_built))
+
+BOOST_AUTO_TEST_CASE(tls_options_raise) {
+  lua_State* L = lnet_test::new_state();
+  std::string err = lnet_test::run_string(L, R"(
+    local net = require "net"
+    assert(net.features.tls == false, "net.features.tls")
+    local function raises(f, ...)
+      local ok, e = pcall(f, ...)
+      assert(not ok and tostring(e):find("lnet was built without TLS", 1, true), tostring(e))
+    end
+    raises(net.TLSContext, {})
+    raises(net.TCPSocket, { tls = true })
+    local s = net.TCPSocket()
+    raises(s.connect, s, "127.0.0.1", 1, {}, { tls = true })
+    raises(net.TCPServer().listen, net.TCPServer(), "127.0.0.1", 0, {}, { servername = "x" })
+    assert(net.TCPSocket { tls = false }, "tls = false is fine")
+  )", "without_tls");
+  lua_close(L);
+  BOOST_TEST(err == "");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
