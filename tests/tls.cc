@@ -197,6 +197,9 @@ BOOST_AUTO_TEST_CASE(starttls_lnet_both_ends) { BOOST_TEST(scenario("flow", "cas
 BOOST_AUTO_TEST_CASE(pause_resume_10mb_and_1_byte_records) {
   BOOST_TEST(scenario("flow", "case = 'pause_resume'") == "");
 }
+BOOST_AUTO_TEST_CASE(half_close_idle_max_buffer_close_nowait) {
+  BOOST_TEST(scenario("flow", "case = 'everything_else'") == "");
+}
 BOOST_AUTO_TEST_CASE(concurrent_1000) {
   rlimit rl;
   getrlimit(RLIMIT_NOFILE, &rl);

@@ -262,6 +262,111 @@ elseif case == "many" then
   L.wait(function() return #sv:clients() == 0 end, 60000, "all closed")
   sv:stop()
   t.settle()
+elseif case == "everything_else" then
+  -- Half-close, idle_timeout, max_buffer, close() and net.loop("nowait")
+  -- on TLS connections (lnet on both ends).
+  local ctx, sctx = L.client_ctx(), L.server_ctx()
+  local ev = {}
+  local sv, port
+  local mode = {}
+  sv, port = t.listen({
+    connected = function(id) if mode.flood then mode.flood(id) end end,
+    data = function(id, d) ev[#ev + 1] = "data:" .. d end,
+    ["end"] = function(id)
+      ev[#ev + 1] = "end"
+      sv:send(id, "reply")
+      sv:disconnect(id)
+    end,
+    disconnected = function(id, reason, code) ev[#ev + 1] = { "disconnected", reason, code } end,
+  }, "127.0.0.1", { tls = sctx, allow_half_open = true, max_buffer = 200000 })
+  -- a. half-close: our shutdown() sends close_notify and FIN; reading goes on.
+  local c = net.TCPSocket()
+  local got, cev = "", {}
+  t.run(15000, function(done)
+    c:connect("127.0.0.1", port, {
+      connected = function() c:send("abc") c:shutdown() end,
+      data = function(d) got = got .. d end,
+      error = function(m) cev[#cev + 1] = m end,
+      disconnected = function() done() end,
+    }, { tls = ctx })
+  end, { keep = true })
+  t.eq(got, "reply", "reply after our half-close")
+  t.eq(#cev, 0, "no error: " .. tostring(cev[1]))
+  L.wait(function() return #ev >= 3 end, 5000, "server events")
+  t.eq(ev[1], "data:abc", "server data")
+  t.eq(ev[2], "end", "server end (the client's close_notify)")
+  t.eq(ev[3][2], nil, "orderly end on the server")
+  -- b. idle_timeout on a TLS client.
+  local c2 = net.TCPSocket()
+  local msg, code
+  local t0 = net.now()
+  t.run(15000, function(done)
+    c2:connect("127.0.0.1", port, {
+      error = function(m, k) msg, code = m, k end,
+      disconnected = function() done() end,
+    }, { tls = ctx, idle_timeout = 300 })
+  end, { keep = true })
+  t.eq(msg, "idle timeout", "idle timeout message")
+  t.eq(code, "IDLE_TIMEOUT", "idle timeout code")
+  t.between(net.now() - t0, 250, 10000, "after idle_timeout")
+  -- c. max_buffer on a TLS server connection: a paused client lets the
+  -- server's queue grow; send() past it aborts the connection.
+  local res
+  mode.flood = function(id)
+    local chunk = ("x"):rep(65536)
+    for _ = 1, 200 do
+      local ok, m, k = sv:send(id, chunk)
+      if ok == nil then res = { m, k } break end
+    end
+  end
+  local c3 = net.TCPSocket()
+  local c3err
+  t.run(15000, function(done)
+    c3:connect("127.0.0.1", port, {
+      connected = function() c3:pause() end,
+      error = function(m) c3err = m end,
+      disconnected = function() done() end,
+    }, { tls = ctx })
+    net.setTimeout(function() c3:resume() end, 300)
+  end, { keep = true })
+  mode.flood = nil
+  t.eq(res and res[2], "MAX_BUFFER", "send past max_buffer: " .. t.show(res and res[1]))
+  t.truthy(c3err ~= nil, "the client sees an abnormal end")
+  -- d. close() drops at once, without close_notify: the server sees a
+  -- truncated stream, never an orderly end.
+  local before = #ev
+  local c4 = net.TCPSocket()
+  t.run(15000, function(done)
+    c4:connect("127.0.0.1", port, {
+      connected = function() c4:send("x") net.setTimeout(function() c4:close() done() end, 100) end,
+    }, { tls = ctx })
+  end, { keep = true })
+  L.wait(function()
+    for i = before + 1, #ev do if type(ev[i]) == "table" then return true end end
+  end, 5000, "server disconnected after close()")
+  local last
+  for i = before + 1, #ev do if type(ev[i]) == "table" then last = ev[i] end end
+  t.eq(last[2], "TLS connection truncated (no close_notify)", "close(): truncated for the peer")
+  t.eq(last[3], "TLS_TRUNCATED", "code")
+  -- e. net.loop("nowait") pumps TLS connections (an application's own loop).
+  sv:stop()
+  t.settle()
+  local es, eport
+  es, eport = t.listen({ data = function(id, d) es:send(id, d) end }, "127.0.0.1", { tls = sctx })
+  local c5 = net.TCPSocket()
+  local echoed = ""
+  c5:connect("127.0.0.1", eport, {
+    connected = function() c5:send("nowait over tls") end,
+    data = function(d) echoed = echoed .. d end,
+  }, { tls = ctx })
+  local deadline = net.now() + 10000
+  while echoed ~= "nowait over tls" and net.now() < deadline do
+    net.loop("nowait")
+  end
+  t.eq(echoed, "nowait over tls", "echo pumped by nowait")
+  c5:close()
+  es:stop()
+  t.settle()
 else
   error("unknown case " .. tostring(case))
 end
