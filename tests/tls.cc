@@ -156,6 +156,9 @@ BOOST_AUTO_TEST_CASE(self_signed_and_insecure) { client_case("self_signed", serv
 BOOST_AUTO_TEST_CASE(tls1_1_refused_by_default) {
   client_case("old_version", plus(server_cert("server"), {"-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"}));
 }
+BOOST_AUTO_TEST_CASE(no_shared_cipher) {
+  client_case("no_cipher", plus(server_cert("server"), {"-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"}));
+}
 BOOST_AUTO_TEST_CASE(sni_seen_by_the_server) {
   // -cert2 is what s_server uses when the client's SNI is -servername.
   client_case("sni", plus(server_cert("alt"), {"-servername", "localhost", "-servername_fatal",

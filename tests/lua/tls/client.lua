@@ -91,6 +91,16 @@ elseif case == "old_version" then
     ciphers = "DEFAULT:@SECLEVEL=0" } })
   t.eq(r.err, nil, "min_version 1.1")
   t.eq(r.info.protocol, "TLSv1.1", "protocol 1.1")
+elseif case == "no_cipher" then
+  -- s_server offers one TLS 1.2 cipher; the client accepts only another.
+  local r = L.attempt("localhost", port, { tls = L.client_ctx { max_version = "1.2",
+    ciphers = "ECDHE-ECDSA-CHACHA20-POLY1305" } })
+  refused(r, "handshake failure", "TLS_HANDSHAKE", "no shared cipher")
+  r = L.attempt("localhost", port, { tls = L.client_ctx { max_version = "1.2",
+    ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256" } })
+  t.eq(r.err, nil, "the shared one")
+  t.eq(r.info.cipher, "ECDHE-ECDSA-AES128-GCM-SHA256", "cipher")
+  t.eq(r.info.protocol, "TLSv1.2", "protocol")
 elseif case == "sni" then
   -- s_server -servername localhost -servername_fatal: another name is fatal.
   local ctx = L.client_ctx()
