@@ -31,7 +31,8 @@ end
 
 -- Connects, waits for connected or error (bounded), and returns a record:
 -- { connected, err, code, info, events = {names...} }. With send, sends it
--- after connected and collects data until `want` bytes (or the end).
+-- after connected and collects data until `want` bytes (or the end);
+-- send = false: sends nothing and waits for the peer to end it.
 function L.attempt(host, port, options, send, want, ms, on_connected)
   local r = { events = {}, data = "" }
   local c = net.TCPSocket()
@@ -42,7 +43,7 @@ function L.attempt(host, port, options, send, want, ms, on_connected)
         r.connected = true
         r.info = c:tlsinfo()
         if on_connected then on_connected(c) end
-        if send then c:send(send) else c:disconnect() end
+        if send then c:send(send) elseif send == nil then c:disconnect() end
       end,
       data = function(d)
         r.data = r.data .. d
