@@ -102,11 +102,8 @@ void finish_closing(Conn* c) noexcept {
       conn_close(c, EndKind::Error, c->err);
       return;
     case Discard::Pending:
-      if (c->opt.linger_timeout_ms > 0) {
-        c->last_write = now_ms();  // the linger clock runs from our FIN
-        return;                    // on_eof or on_linger ends it
-      }
-      break;
+      c->last_write = now_ms();  // the linger clock runs from our FIN
+      return;                    // on_eof (or on_linger) ends it
     default:
       break;
   }
@@ -213,7 +210,9 @@ void on_readable(evutil_socket_t, short, void* arg) {
 void read_some(Conn* c) noexcept {
   if (c->write_wants_read) {
     c->write_wants_read = false;
-    if (!flush(c) && c->state != ConnState::Open && c->state != ConnState::Closing) return;
+    flush(c);  // may fire 'drain', end the connection, or halt the loop
+    if (c->state != ConnState::Open && c->state != ConnState::Closing) return;
+    if (halted(c->ctx)) return;  // the socket stays readable: next net.loop()
   }
   char* buf = context_read_buffer(c->ctx);
   if (buf == nullptr) {
@@ -273,6 +272,10 @@ void on_writable(evutil_socket_t fd, short, void* arg) {
     c->read_wants_write = false;
     on_readable(fd, EV_READ, c);
     if (c->state != ConnState::Open && c->state != ConnState::Closing) return;
+    if (halted(c->ctx)) {
+      event_add(c->wev, nullptr);  // flush on the next net.loop()
+      return;
+    }
   }
   flush(c);
 }

@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -347,6 +348,31 @@ int l_raw_recv(lua_State* L) {
   return 1;
 }
 
+// fail_alloc(on) -> true | nil, message: while on, every allocation
+// libevent makes fails (event_set_mem_functions, looked up in the libevent
+// that net.so loaded). The functions stay malloc/realloc/free otherwise, so
+// memory allocated before and after mixes freely. Only in a forked child.
+bool g_fail_alloc = false;
+void* failing_malloc(size_t n) { return g_fail_alloc ? nullptr : std::malloc(n); }
+void* failing_realloc(void* p, size_t n) { return g_fail_alloc ? nullptr : std::realloc(p, n); }
+void plain_free(void* p) { std::free(p); }
+
+int l_fail_alloc(lua_State* L) {
+  using SetMem = void (*)(void* (*)(size_t), void* (*)(void*, size_t), void (*)(void*));
+  void* lib = dlopen("libevent_core-2.1.so.7", RTLD_NOW | RTLD_NOLOAD);
+  if (lib == nullptr) lib = dlopen("libevent-2.1.so.7", RTLD_NOW | RTLD_NOLOAD);
+  auto set = lib ? reinterpret_cast<SetMem>(dlsym(lib, "event_set_mem_functions")) : nullptr;
+  if (set == nullptr) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "libevent's event_set_mem_functions not found");
+    return 2;
+  }
+  set(failing_malloc, failing_realloc, plain_free);
+  g_fail_alloc = lua_toboolean(L, 1);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 // sigpipe_disposition() -> "default" | "ignored" | "handled"
 int l_sigpipe_disposition(lua_State* L) {
   struct sigaction sa;
@@ -496,7 +522,7 @@ const luaL_Reg kFlowc[] = {
     {"lowest_free_fd", l_lowest_free_fd}, {"set_nofile", l_set_nofile},
     {"stream_start", l_stream_start}, {"stream_join", l_stream_join},
     {"spawn", l_spawn},               {"wait_child", l_wait_child},
-    {"sigpipe_disposition", l_sigpipe_disposition},
+    {"sigpipe_disposition", l_sigpipe_disposition}, {"fail_alloc", l_fail_alloc},
     {nullptr, nullptr}};
 
 // Installs flowc and FLOW_ARGS (a Lua table constructor) in L, then runs
@@ -583,6 +609,31 @@ BOOST_AUTO_TEST_CASE(no_sigpipe, *boost::unit_test::timeout(60)) {
   BOOST_CHECK_MESSAGE(st == "exit 0", "child: " << st
                                                 << (st == "signal 13" ? " (killed by SIGPIPE)" : "")
                                                 << ", output: " << out);
+  BOOST_CHECK_EQUAL(out, "OK");
+}
+
+// Issue 8 item 12: out of memory inside libevent is reported as out of
+// memory, and a timer that cannot be made raises. In a child, since
+// fail_alloc changes libevent's process-wide allocator.
+BOOST_AUTO_TEST_CASE(out_of_memory, *boost::unit_test::timeout(60)) {
+  int p[2];
+  BOOST_REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+  pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(p[0]);
+    lua_State* L = lnet_test::new_state();
+    std::string err = L ? run_flow_in(L, "oom", "{}") : "cannot create a Lua state";
+    if (L) lua_close(L);
+    std::string out = err.empty() ? "OK" : err;
+    ssize_t w = ::write(p[1], out.data(), out.size());
+    (void)w;
+    ::_exit(err.empty() ? 0 : 1);
+  }
+  ::close(p[1]);
+  std::string out;
+  std::string st = reap_child(pid, p[0], 40000, &out);
+  BOOST_CHECK_MESSAGE(st == "exit 0", "child: " << st << ", output: " << out);
   BOOST_CHECK_EQUAL(out, "OK");
 }
 

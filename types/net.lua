@@ -67,11 +67,12 @@ function net.clearInterval(timer) end
 ---@field nodelay? boolean TCP_NODELAY (default false)
 ---@field keepalive? boolean|integer SO_KEEPALIVE; a number is the idle delay in ms before probes (default false)
 ---@field timeout? integer name resolution + connect, ms; 0 = none (default 0)
----@field idle_timeout? integer close a connection with no traffic either way, ms; 0 = none (default 0)
+---@field idle_timeout? integer close a connection with no traffic either way, ms; not while paused; 0 = none (default 0)
 ---@field backlog? integer listen() backlog (default 511)
 ---@field reuseport? boolean SO_REUSEPORT (default false)
 ---@field max_connections? integer stop accepting at this many clients; 0 = no limit (default 0)
----@field max_buffer? integer the most bytes send() queues (default 8 MiB)
+---@field max_buffer? integer a send() finding this many bytes queued aborts the connection ("MAX_BUFFER"); 0 = no limit (default 0)
+---@field linger_timeout? integer after disconnect()/stop(), reset a connection that makes no progress for this long, ms ("LINGER_TIMEOUT"); 0 = never (default 30000)
 ---@field high_water? integer send() returns false above this many queued bytes (default 64 KiB)
 ---@field allow_half_open? boolean a peer's FIN fires `end` instead of closing (default false)
 ---@field tls? boolean|net.TLSContext TLS on this connection; true: the default client context (system trust store)
@@ -83,7 +84,7 @@ function net.clearInterval(timer) end
 ---@field connected? fun() the connection is established
 ---@field data? fun(data: string) bytes arrived
 ---@field disconnected? fun() the connection ended (exactly once, last, only after connected)
----@field error? fun(message: string) the connect failed or the connection broke
+---@field error? fun(message: string, code: string) the connect failed or the connection broke; code is stable ("ECONNREFUSED", "ETIMEDOUT", "IDLE_TIMEOUT", ...)
 ---@field drain? fun() the send queue emptied after send() returned false
 ---@field end? fun() the peer closed its side (with allow_half_open)
 ---@field secured? fun(info: net.TLSInfo) a starttls() handshake finished
@@ -91,9 +92,9 @@ function net.clearInterval(timer) end
 ---@class net.ServerCallbacks
 ---@field connected? fun(client_id: integer) a client connected
 ---@field data? fun(client_id: integer, data: string) bytes from a client
----@field disconnected? fun(client_id: integer, reason: string?) a client ended; reason nil when orderly
+---@field disconnected? fun(client_id: integer, reason: string?, code: string?) a client ended; reason and code nil when orderly
 ---@field started? fun() listening
----@field error? fun(message: string) bind, listen or accept failed
+---@field error? fun(message: string, code: string) bind, listen or accept failed
 ---@field drain? fun(client_id: integer) a client's send queue emptied after send() returned false
 ---@field end? fun(client_id: integer) a client closed its side (with allow_half_open)
 ---@field secured? fun(client_id: integer, info: net.TLSInfo) a starttls() handshake finished
@@ -101,7 +102,7 @@ function net.clearInterval(timer) end
 
 ---@class net.Stats
 ---@field bytes_in integer bytes received
----@field bytes_out integer bytes handed to the kernel
+---@field bytes_out integer bytes the kernel accepted
 ---@field queued integer bytes waiting to be sent
 
 ---@class net.ServerStats: net.Stats
@@ -165,11 +166,13 @@ function net.TCPSocket(options) end
 ---@return true
 function TCPSocket:connect(host, port, callbacks, options) end
 
----Queues bytes: true at or below high_water, false above it (drain follows),
----nil and a message when nothing was queued.
+---Queues the whole string: true at or below high_water, false above it
+---(drain follows); nil, message, code when nothing was queued ("ENOTCONN",
+---"ESHUTDOWN"; "MAX_BUFFER" and "ENOMEM" also abort the connection).
 ---@param data string
 ---@return boolean|nil ok
 ---@return string? message
+---@return string? code
 function TCPSocket:send(data) end
 
 ---Graceful close: queued bytes are sent, then the socket closes.
@@ -231,33 +234,39 @@ function TCPServer:listen(host, port, callbacks, options) end
 ---@param data string
 ---@return boolean|nil ok
 ---@return string? message
+---@return string? code
 function TCPServer:send(client_id, data) end
 
 ---Graceful close of one client.
 ---@param client_id integer
 ---@return true|nil ok
 ---@return string? message
+---@return string? code
 function TCPServer:disconnect(client_id) end
 
 ---Closes one client at once.
 ---@param client_id integer
 ---@return true|nil ok
 ---@return string? message
+---@return string? code
 function TCPServer:close(client_id) end
 
 ---@param client_id integer
 ---@return true|nil ok
 ---@return string? message
+---@return string? code
 function TCPServer:shutdown(client_id) end
 
 ---@param client_id integer
 ---@return true|nil ok
 ---@return string? message
+---@return string? code
 function TCPServer:pause(client_id) end
 
 ---@param client_id integer
 ---@return true|nil ok
 ---@return string? message
+---@return string? code
 function TCPServer:resume(client_id) end
 
 ---Stops listening and disconnects every client gracefully.

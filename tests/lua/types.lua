@@ -69,7 +69,7 @@ for name in pairs(options) do
   t.truthy(ok, "declared option '" .. name .. "' rejected: " .. tostring(err))
   t.truthy(readme:find("| `" .. name .. "` |", 1, true), "README options table lacks " .. name)
 end
-t.truthy(#sorted_keys(options) == 14, "fourteen options declared (four of them TLS)")
+t.truthy(#sorted_keys(options) == 15, "fifteen options declared (linger_timeout: issue 8; tls, servername, sni, handshake_timeout: issue 11)")
 t.raises("unknown option 'nodelya'", function() net.TCPSocket({ nodelya = true }) end)
 
 -- Callbacks: every declared name is one the module checks.

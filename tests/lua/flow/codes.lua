@@ -81,7 +81,20 @@ do
   F.settle()
 end
 
--- 4. send on an unknown id, or a closed socket: nil, message, "ENOTCONN".
+-- 4. A name that does not resolve: an EAI_* code (which one depends on the
+-- resolver and the machine: EAI_NONAME, EAI_FAIL, EAI_AGAIN).
+do
+  local lg = t.log("resolve")
+  local c = net.TCPSocket()
+  c:connect("no-such-host.invalid", 80, F.callbacks(lg, NAMES))
+  F.wait(function() return lg:count("error") == 1 end, 30000, "resolution failure")
+  local ev = lg:get("error")
+  t.match(ev[1], "^connect to no%-such%-host%.invalid:80 failed: ", "message")
+  t.match(ev[2], "^EAI_[A-Z]+$", "code")
+  F.settle()
+end
+
+-- 5. send on an unknown id, or a closed socket: nil, message, "ENOTCONN".
 do
   local srv = net.TCPServer()
   local r = table.pack(srv:send(7, "x"))

@@ -12,9 +12,13 @@ local F = require "flow.flowlib"
 local MB = 1024 * 1024
 local NAMES = { "connected", "data", "disconnected", "error", "drain" }
 
-local function near(got, want, what)
-  local slack = math.max(50, want // 10)
-  t.between(got, want - slack, want + slack, what)
+-- The idle timeout fires within 10% (at least 50 ms) of a reference
+-- timer set for the same delay at the moment of the last traffic: both
+-- run on the same loop, so a loaded machine delays them alike.
+local function near(got_at, ref_at, idle, what)
+  t.truthy(ref_at, what .. ": the reference timer fired")
+  local slack = math.max(50, idle // 10)
+  t.between(got_at - ref_at, -slack, slack, what .. " (ms after the reference timer)")
 end
 
 -- 1. stats(id) inside disconnected(id); totals sampled in every callback
@@ -91,18 +95,20 @@ do
   })
   local lg = t.log("idle after sends")
   local c = net.TCPSocket({ idle_timeout = IDLE })
+  local ref_at
   c:connect("127.0.0.1", port, F.callbacks(lg, NAMES, {
     connected = function()
       for _ = 1, 8 do c:send(("i"):rep(MB)) end
       net.setTimeout(function() srv:resume(sid) end, 150)
     end,
+    drain = function() net.setTimeout(function() ref_at = net.now() end, IDLE) end,
   }))
-  F.wait(function() return lg:count("error") == 1 end, 5000, "idle timeout")
-  local drain, err = lg:get("drain"), lg:get("error")
-  t.truthy(drain, "drain fired")
+  F.wait(function() return lg:count("error") == 1 and ref_at end, 5000, "idle timeout")
+  local err = lg:get("error")
+  t.truthy(lg:get("drain"), "drain fired")
   t.eq(err[1], "idle timeout", "message")
   t.eq(err[2], "IDLE_TIMEOUT", "code")
-  near(err.at - drain.at, IDLE, "ms from the last write to the idle timeout")
+  near(err.at, ref_at, IDLE, "idle timeout after the last write")
   srv:stop()
   F.settle()
 end
@@ -112,22 +118,23 @@ end
 do
   local IDLE = 300
   local srvlog = t.log("server")
-  local srv, port, sid
+  local srv, port
+  local ref_at
   srv, port = t.listen(F.callbacks(srvlog, NAMES, {
-    connected = function(id) sid = id end,
+    data = function() net.setTimeout(function() ref_at = net.now() end, IDLE) end,
   }), "127.0.0.1", { idle_timeout = IDLE })
   local c = net.TCPSocket()
-  local sent_at
   c:connect("127.0.0.1", port, {
     connected = function()
-      net.setTimeout(function() c:send("ping"); sent_at = net.now() end, 100)
+      net.setTimeout(function() c:send("ping") end, 100)
     end,
   })
-  F.wait(function() return srvlog:count("disconnected") == 1 end, 5000, "server idle timeout")
+  F.wait(function() return srvlog:count("disconnected") == 1 and ref_at end, 5000,
+         "server idle timeout")
   local ev = srvlog:get("disconnected")
   t.eq(ev[2], "idle timeout", "reason")
   t.eq(ev[3], "IDLE_TIMEOUT", "code")
-  near(ev.at - sent_at, IDLE, "ms from the last read to the idle timeout")
+  near(ev.at, ref_at, IDLE, "idle timeout after the last read")
   F.wait(function() return tostring(c) == "net.TCPSocket (closed)" end, 5000, "client end")
 
   srv:stop()
@@ -136,16 +143,22 @@ do
   -- Paused: not idle. The client pauses at once, sleeps 2 x IDLE, resumes.
   local srv2, port2 = t.listen({})
   local lg = t.log("paused")
-  local resumed_at
+  local resumed, ref2_at = false, nil
   local c2 = net.TCPSocket({ idle_timeout = IDLE })
   c2:connect("127.0.0.1", port2, F.callbacks(lg, NAMES, {
     connected = function()
       c2:pause()
-      net.setTimeout(function() c2:resume(); resumed_at = net.now() end, 2 * IDLE)
+      net.setTimeout(function()
+        t.eq(lg:count("error"), 0, "idle timeout while paused")
+        c2:resume()
+        resumed = true
+        net.setTimeout(function() ref2_at = net.now() end, IDLE)
+      end, 2 * IDLE)
     end,
   }))
-  F.wait(function() return lg:count("error") == 1 end, 5000, "idle timeout after resume")
-  near(lg:get("error").at - resumed_at, IDLE, "ms from resume() to the idle timeout")
+  F.wait(function() return lg:count("error") == 1 and ref2_at end, 5000, "idle timeout after resume")
+  t.truthy(resumed, "resumed before the idle timeout")
+  near(lg:get("error").at, ref2_at, IDLE, "idle timeout after resume()")
   srv2:stop()
   F.settle()
 end
@@ -163,13 +176,15 @@ do
   local fd = assert(flowc.raw_connect("127.0.0.1", port))   -- never reads
   F.wait(function() return sid ~= nil end, 5000, "accepted")
   for _ = 1, 16 do srv:send(sid, ("l"):rep(MB)) end
-  local t0 = net.now()
   srv:stop()
   srv:listen("127.0.0.1", 0, F.callbacks(srvlog, NAMES), { linger_timeout = 20000 })
-  F.wait(function() return srvlog:count("disconnected") == 1 end, 5000, "the old connection's linger")
+  local ref_at
+  net.setTimeout(function() ref_at = net.now() end, 300)
+  F.wait(function() return srvlog:count("disconnected") == 1 and ref_at end, 5000,
+         "the old connection's linger")
   local ev = srvlog:get("disconnected")
   t.eq(ev[3], "LINGER_TIMEOUT", "code")
-  near(ev.at - t0, 300, "ms until the linger timeout of the first listen()")
+  near(ev.at, ref_at, 300, "linger timeout of the first listen()")
   flowc.raw_close(fd)
   srv:stop()
   F.settle()
