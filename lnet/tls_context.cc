@@ -399,7 +399,7 @@ int tlsctx_new(lua_State* L) {
   TlsConfig** ud = static_cast<TlsConfig**>(lua_newuserdatauv(L, sizeof(TlsConfig*), 0));
   *ud = nullptr;
   luaL_setmetatable(L, kTypeName);
-  char err[600];
+  char err[1024];
   *ud = build(sp, err, sizeof err);
   if (!*ud) return luaL_error(L, "net.TLSContext: %s", err);
   return 1;
@@ -428,7 +428,7 @@ TlsConfig* default_client(lua_State* L, Context* ctx) {
   if (!sh) luaL_error(L, "tls: out of memory");
   if (!sh->default_client) {
     Spec sp;
-    char err[600];
+    char err[1024];
     sh->default_client = build(sp, err, sizeof err);
     if (!sh->default_client) luaL_error(L, "tls = true: %s", err);
   }
