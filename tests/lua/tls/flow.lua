@@ -348,6 +348,35 @@ elseif case == "everything_else" then
   for i = before + 1, #ev do if type(ev[i]) == "table" then last = ev[i] end end
   t.eq(last[2], "TLS connection truncated (no close_notify)", "close(): truncated for the peer")
   t.eq(last[3], "TLS_TRUNCATED", "code")
+  -- f. A peer that accepts TCP and never answers the hello: the client's
+  -- `timeout` covers the handshake, and so does its handshake_timeout.
+  local mute, mport = t.listen({})
+  for _, o in ipairs({ { timeout = 300, handshake_timeout = 0, want = "failed: timed out" },
+                       { timeout = 0, handshake_timeout = 300, want = "failed: handshake timed out" } }) do
+    local c6 = net.TCPSocket()
+    local m6, k6, connected6
+    local t6 = net.now()
+    t.run(15000, function(done)
+      c6:connect("127.0.0.1", mport, {
+        connected = function() connected6 = true end,
+        error = function(m, k) m6, k6 = m, k done() end,
+      }, { tls = ctx, timeout = o.timeout, handshake_timeout = o.handshake_timeout })
+    end, { keep = true })
+    t.eq(connected6, nil, "no connected before the handshake")
+    t.has(m6, "TLS handshake with 127.0.0.1:" .. mport .. " " .. o.want, "timeout message")
+    t.eq(k6, "TLS_HANDSHAKE_TIMEOUT", "timeout code")
+    t.between(net.now() - t6, 250, 10000, "at the timeout")
+  end
+  mute:stop()
+  -- g. ALPN on lnet's server: its order of preference wins.
+  local as, aport
+  as, aport = t.listen({}, "127.0.0.1", { tls = L.server_ctx { alpn = { "http/1.1", "h2" } } })
+  local r = L.attempt("localhost", aport, { tls = L.client_ctx { alpn = { "h2", "http/1.1" } } })
+  t.eq(r.err, nil, "alpn connect")
+  t.eq(r.info.alpn, "http/1.1", "the server's preference")
+  r = L.attempt("localhost", aport, { tls = L.client_ctx { alpn = { "x-other" } } })
+  t.eq(r.info.alpn, nil, "no common protocol: none chosen")
+  as:stop()
   -- e. net.loop("nowait") pumps TLS connections (an application's own loop).
   sv:stop()
   t.settle()
