@@ -198,6 +198,10 @@ void on_readable(evutil_socket_t, short, void* arg) {
     // may have closed, paused or disconnected the connection.
     if (!tls_handshake(c)) return;
     if (c->state != ConnState::Open && c->state != ConnState::Closing) return;
+    if (halted(c->ctx)) {  // records already read wait for the next net.loop()
+      if (c->transport->has_pending(c)) event_active(c->rev, EV_READ, 0);
+      return;
+    }
   }
   read_some(c);
   // Fairness stops after a few rounds; bytes the transport already holds
