@@ -3,10 +3,16 @@
 -- (add --deps-mode=none where luarocks.org cannot be reached and dkjson is
 -- installed another way, e.g. Debian's lua-dkjson).
 --
+-- A rock that installs without building (binary, for this OS and
+-- architecture), made from a checkout:
+--   luarocks --lua-version 5.4 make --tree /tmp/lnet-rock lnet-0.1.0-1.rockspec
+--   luarocks --lua-version 5.4 pack --tree /tmp/lnet-rock lnet 0.1.0-1
+-- writes lnet-0.1.0-1.linux-x86_64.rock (luarocks install FILE.rock).
+--
 -- source.url is a placeholder: `luarocks make` builds the checkout it runs
 -- in and never fetches it. Set it to the published repository (e.g.
--- "git+https://HOST/OWNER/lnet.git" with tag = "v0.1.0") before packing or
--- uploading the rock.
+-- "git+https://HOST/OWNER/lnet.git" with tag = "v0.1.0") before packing a
+-- source rock (`luarocks pack lnet-0.1.0-1.rockspec`) or uploading it.
 package = "lnet"
 version = "0.1.0-1"
 

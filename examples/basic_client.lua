@@ -13,7 +13,7 @@ local client = net.TCPSocket()
 
 client:connect("www.google.com", 80, {
     connected = function()
-        print("‚úì Connected to server")
+        print("✓ Connected to server")
         
         -- Send HTTP request
         local request = "GET / HTTP/1.1\r\nHost: www.google.com\r\nConnection: close\r\n\r\n"
@@ -26,10 +26,10 @@ client:connect("www.google.com", 80, {
     end,
     
     disconnected = function()
-        print("‚úì Disconnected from server")
+        print("✓ Disconnected from server")
     end,
     
     error = function(error)
-        print("‚úó Connection error:", error)
+        print("✗ Connection error:", error)
     end
 })

@@ -23,7 +23,7 @@ end
 server:listen("localhost", 8889, {
     connected = function(client_id)
         clients[client_id] = true
-        print("‚úì Client connected:", client_id)
+        print("✓ Client connected:", client_id)
         
         server:send(client_id, "Welcome to plua2 chat! Enter your name: ")
     end,
@@ -50,15 +50,15 @@ server:listen("localhost", 8889, {
             client_names[client_id] = nil
         end
         clients[client_id] = nil
-        print("‚úì Client disconnected:", client_id)
+        print("✓ Client disconnected:", client_id)
     end,
     
     started = function()
-        print("‚úì Chat server listening on localhost:8889")
+        print("✓ Chat server listening on localhost:8889")
         print("Connect with: telnet localhost 8889")
     end,
     
     error = function(error)
-        print("‚úó Chat server error:", error)
+        print("✗ Chat server error:", error)
     end
 })

@@ -10,7 +10,7 @@ local client = net.TCPSocket()
 
 client:connect("localhost", 8888, {
     connected = function()
-        print("‚úì Connected to echo server")
+        print("✓ Connected to echo server")
         
         -- Send test messages
         client:send("Hello, server!")
@@ -29,10 +29,10 @@ client:connect("localhost", 8888, {
     end,
     
     disconnected = function()
-        print("‚úì Disconnected from echo server")
+        print("✓ Disconnected from echo server")
     end,
     
     error = function(error)
-        print("‚úó Client error:", error)
+        print("✗ Client error:", error)
     end
 })

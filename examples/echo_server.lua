@@ -12,7 +12,7 @@ local server = net.TCPServer()
 
 server:listen("localhost", 8888, {
     connected = function(client_id)
-        print("‚úì Client connected:", client_id)
+        print("✓ Client connected:", client_id)
         server:send(client_id, "Welcome to echo server!\n")
     end,
     
@@ -24,14 +24,14 @@ server:listen("localhost", 8888, {
     end,
     
     disconnected = function(client_id)
-        print("‚úì Client disconnected:", client_id)
+        print("✓ Client disconnected:", client_id)
     end,
     
     started = function()
-        print("‚úì TCP server listening on localhost:8888")
+        print("✓ TCP server listening on localhost:8888")
     end,
     
     error = function(error)
-        print("‚úó Server error:", error)
+        print("✗ Server error:", error)
     end
 })

@@ -25,18 +25,18 @@ local function try_connect()
     client:connect(host, port, {
         connected = function()
             reconnect_count = 0  -- Reset on successful connect
-            print("‚úì Connected successfully")
+            print("✓ Connected successfully")
         end,
         
         error = function(error)
             reconnect_count = reconnect_count + 1
-            print(string.format("‚úó Connection failed (attempt %d/%d): %s", 
+            print(string.format("✗ Connection failed (attempt %d/%d): %s", 
                   reconnect_count, max_reconnects, error))
             
             if reconnect_count < max_reconnects then
                 setTimeout(try_connect, 5000)  -- Retry after 5 seconds
             else
-                print("‚úó Max reconnection attempts reached")
+                print("✗ Max reconnection attempts reached")
             end
         end
     })

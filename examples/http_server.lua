@@ -51,7 +51,7 @@ end
 
 server:listen("localhost", 8890, {
     connected = function(client_id)
-        print("‚úì HTTP client connected:", client_id)
+        print("✓ HTTP client connected:", client_id)
     end,
     
     data = function(client_id, data)
@@ -93,15 +93,15 @@ server:listen("localhost", 8890, {
     end,
     
     disconnected = function(client_id)
-        print("‚úì HTTP client disconnected:", client_id)
+        print("✓ HTTP client disconnected:", client_id)
     end,
     
     started = function()
-        print("‚úì HTTP server listening on localhost:8890")
+        print("✓ HTTP server listening on localhost:8890")
         print("Visit: http://localhost:8890")
     end,
     
     error = function(error)
-        print("‚úó HTTP server error:", error)
+        print("✗ HTTP server error:", error)
     end
 })

@@ -26,6 +26,6 @@ server:listen("localhost", 10000, {
     end,
     
     started = function()
-        print("‚úì Performance test server ready on localhost:10000")
+        print("✓ Performance test server ready on localhost:10000")
     end
 })

@@ -18,23 +18,23 @@ server:listen("localhost", 9999, {
     end,
     
     started = function()
-        print("‚úì Test server ready")
+        print("✓ Test server ready")
         
         -- Connect a test client
         local client = net.TCPSocket()
         client:connect("localhost", 9999, {
             connected = function()
-                print("‚úì Test client connected")
+                print("✓ Test client connected")
                 client:send("Hello, test!")
             end,
             
             data = function(data)
-                print("‚úì Received:", data)
+                print("✓ Received:", data)
                 client:disconnect()
             end,
             
             disconnected = function()
-                print("‚úì Test completed")
+                print("✓ Test completed")
                 server:stop()
             end
         })

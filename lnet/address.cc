@@ -1,16 +1,12 @@
 #include "address.hh"
 
-#include "context.hh"
-
 #include <arpa/inet.h>
-#include <event2/dns.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <new>
 
 namespace lnet {
 
@@ -30,11 +26,48 @@ bool sockaddr_ip(const sockaddr* sa, char* ip, size_t iplen, int* port) noexcept
   return false;
 }
 
+namespace {
+
+// host with its control bytes and backslashes escaped, cut to fit n.
+void escape_host(char* out, size_t n, const char* host) noexcept {
+  static const char kHex[] = "0123456789abcdef";
+  size_t used = 0;
+  for (const unsigned char* p = reinterpret_cast<const unsigned char*>(host); *p; p++) {
+    char esc[5];
+    size_t len = 2;
+    esc[0] = '\\';
+    switch (*p) {
+      case '\n': esc[1] = 'n'; break;
+      case '\r': esc[1] = 'r'; break;
+      case '\t': esc[1] = 't'; break;
+      case '\\': esc[1] = '\\'; break;
+      default:
+        if (*p >= 0x20 && *p != 0x7f) {
+          esc[0] = static_cast<char>(*p);
+          len = 1;
+        } else {
+          esc[1] = 'x';
+          esc[2] = kHex[*p >> 4];
+          esc[3] = kHex[*p & 0xf];
+          len = 4;
+        }
+    }
+    if (used + len >= n) break;
+    std::memcpy(out + used, esc, len);
+    used += len;
+  }
+  out[used] = '\0';
+}
+
+}  // namespace
+
 void format_endpoint(char* out, size_t n, const char* host, int port) noexcept {
-  if (std::strchr(host, ':'))
-    std::snprintf(out, n, "[%s]:%d", host, port);
+  char shown[kEndpointLen];
+  escape_host(shown, sizeof shown, host);
+  if (host[0] != '[' && std::strchr(host, ':'))
+    std::snprintf(out, n, "[%s]:%d", shown, port);
   else
-    std::snprintf(out, n, "%s:%d", host, port);
+    std::snprintf(out, n, "%s:%d", shown, port);
 }
 
 int push_socket_address(lua_State* L, evutil_socket_t fd, bool peer) {
@@ -59,88 +92,6 @@ int push_socket_address(lua_State* L, evutil_socket_t fd, bool peer) {
   lua_pushstring(L, ip);
   lua_pushinteger(L, port);
   return 2;
-}
-
-struct Lookup {
-  LookupDone done = nullptr;
-  void* owner = nullptr;  // null once cancelled
-  evdns_getaddrinfo_request* req = nullptr;
-  Lookup* next_orphan = nullptr;
-  Lookup** pprev_orphan = nullptr;  // where this orphan is linked from
-};
-
-namespace {
-
-void lookup_cb(int err, evutil_addrinfo* ai, void* arg) {
-  Lookup* lk = static_cast<Lookup*>(arg);
-  if (lk->owner == nullptr) {  // cancelled: nobody wants the answer
-    if (ai) evutil_freeaddrinfo(ai);
-    if (lk->pprev_orphan) *lk->pprev_orphan = lk->next_orphan;
-    if (lk->next_orphan) lk->next_orphan->pprev_orphan = lk->pprev_orphan;
-    delete lk;
-    return;
-  }
-  LookupDone done = lk->done;
-  void* owner = lk->owner;
-  delete lk;
-  done(owner, err, ai);
-}
-
-}  // namespace
-
-Lookup* lookup_start(Context* ctx, const char* host, int port, bool passive, LookupDone done,
-                     void* owner) noexcept {
-  char service[8];
-  std::snprintf(service, sizeof service, "%d", port);
-  evutil_addrinfo hints;
-  std::memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_protocol = IPPROTO_TCP;
-  hints.ai_flags = EVUTIL_AI_NUMERICSERV | (passive ? EVUTIL_AI_PASSIVE : 0);
-  // A numeric address needs no resolver (and no resolv.conf read).
-  evutil_addrinfo numeric = hints;
-  numeric.ai_flags |= EVUTIL_AI_NUMERICHOST;
-  evutil_addrinfo* ai = nullptr;
-  if (evutil_getaddrinfo(host, service, &numeric, &ai) == 0) {
-    done(owner, 0, ai);
-    return nullptr;
-  }
-  evdns_base* dns = context_dns(ctx);
-  Lookup* lk = dns ? new (std::nothrow) Lookup : nullptr;
-  if (lk == nullptr) {
-    done(owner, EVUTIL_EAI_MEMORY, nullptr);
-    return nullptr;
-  }
-  lk->done = done;
-  lk->owner = owner;
-  // Answers at once (and returns null) for numeric hosts and errors.
-  evdns_getaddrinfo_request* req = evdns_getaddrinfo(dns, host, service, &hints, lookup_cb, lk);
-  if (req == nullptr) return nullptr;
-  lk->req = req;
-  return lk;
-}
-
-void lookup_cancel(Context* ctx, Lookup* lk) noexcept {
-  if (lk == nullptr) return;
-  lk->owner = nullptr;
-  // Link into the context's orphan list so a context torn down before the
-  // cancellation is answered can still free it.
-  lk->pprev_orphan = &ctx->orphans;
-  lk->next_orphan = ctx->orphans;
-  if (lk->next_orphan) lk->next_orphan->pprev_orphan = &lk->next_orphan;
-  ctx->orphans = lk;
-  evdns_getaddrinfo_cancel(lk->req);
-}
-
-void lookup_free_orphans(Context* ctx) noexcept {
-  Lookup* lk = ctx->orphans;
-  while (lk) {
-    Lookup* next = lk->next_orphan;
-    delete lk;
-    lk = next;
-  }
-  ctx->orphans = nullptr;
 }
 
 }  // namespace lnet

@@ -1,13 +1,14 @@
 #include "context.hh"
 
-#include "address.hh"
+#include "resolver.hh"
 #include "tls.hh"
 
-#include <event2/dns.h>
 #include <event2/event.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <new>
 
@@ -48,21 +49,87 @@ void run_deferred(evutil_socket_t, short, void* arg) {
 void context_free(Context* ctx) noexcept {
   // Objects are finalized before the context (they are made after it), so
   // nothing uses the base any more.
-  if (ctx->dns) evdns_base_free(ctx->dns, 1);
+  resolver_close(ctx);
   if (ctx->defer_ev) event_free(ctx->defer_ev);
   if (ctx->base) event_base_free(ctx->base);
-  ctx->dns = nullptr;
   ctx->defer_ev = nullptr;
   ctx->base = nullptr;
-  lookup_free_orphans(ctx);
   tls_shared_free(ctx->tls);
   ctx->tls = nullptr;
   std::free(ctx->read_buf);
   ctx->read_buf = nullptr;
 }
 
+// What the anchored objects are, for the at-exit line: by metatable name.
+struct Kind {
+  const char* tname;
+  const char* one;
+  const char* many;
+};
+const Kind kKinds[] = {{"net.TCPServer", "server", "servers"},
+                       {"net.TCPSocket", "socket", "sockets"},
+                       {"net.UDPSocket", "UDP socket", "UDP sockets"},
+                       {"net.Timer", "timer", "timers"},
+                       {nullptr, "other object", "other objects"}};
+constexpr int kKindCount = sizeof kKinds / sizeof kKinds[0];
+
+// Whether the metatable name is tname, or tname followed by " (...)".
+bool same_type(const char* tname, const char* name) {
+  size_t n = std::strlen(tname);
+  return !std::strncmp(tname, name, n) && (name[n] == '\0' || name[n] == ' ');
+}
+
+// A script that set things up and ended without running the loop would
+// otherwise exit silently having done nothing: one line says why.
+// "lnet: 1 server, 2 sockets were never run: call net.loop()".
+void report_never_run(lua_State* L) {
+  long count[kKindCount] = {};
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kAnchorsKey);
+  int anchors = lua_gettop(L);
+  if (lua_type(L, anchors) != LUA_TTABLE) return;
+  lua_pushnil(L);
+  while (lua_next(L, anchors)) {
+    int k = 0;
+    if (luaL_getmetafield(L, -1, "__name") == LUA_TSTRING) {
+      // Finalized by now: "net.TCPServer (finalized)" (objects.cc).
+      const char* name = lua_tostring(L, -1);
+      while (kKinds[k].tname && !same_type(kKinds[k].tname, name)) k++;
+      lua_pop(L, 1);
+    } else {
+      k = kKindCount - 1;
+    }
+    count[k]++;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  char line[256];
+  size_t len = 0;
+  long total = 0;
+  for (int k = 0; k < kKindCount; k++) {
+    if (count[k] == 0) continue;
+    int n = std::snprintf(line + len, sizeof line - len, "%s%ld %s", total ? ", " : "", count[k],
+                          count[k] == 1 ? kKinds[k].one : kKinds[k].many);
+    if (n > 0) len = std::min(len + static_cast<size_t>(n), sizeof line - 1);
+    total += count[k];
+  }
+  if (total == 0) return;
+  int n = std::snprintf(line + len, sizeof line - len, " %s never run: call net.loop()",
+                        total == 1 ? "was" : "were");
+  if (n > 0) len = std::min(len + static_cast<size_t>(n), sizeof line - 1);
+  report_unhandled(line, len);
+}
+
+// lua_close finalizes objects newest first: the objects lnet made have
+// released their events by now, but an object the program made before
+// require "net" is finalized after this and may still call lnet: closed
+// makes every function refuse (objects.cc) instead of using a freed base.
 int context_gc(lua_State* L) {
-  context_free(static_cast<Context*>(lua_touserdata(L, 1)));
+  Context* ctx = static_cast<Context*>(lua_touserdata(L, 1));
+  if (ctx->closed) return 0;
+  ctx->closed = true;
+  context_free(ctx);
+  // Last: it may raise (out of memory), and only the line is lost then.
+  if (ctx->anchored > 0 && !ctx->loop_ran) report_never_run(L);
   return 0;
 }
 
@@ -102,37 +169,9 @@ Context* context_push(lua_State* L) {
   return ctx;
 }
 
-namespace {
-
-// evdns reports a dead nameserver at EVDNS_LOG_MSG level on stderr; the
-// failure already reaches the caller's 'error' callback. Keep warnings.
-void dns_log(int severity, const char* msg) {
-  if (severity >= EVENT_LOG_WARN) std::fprintf(stderr, "lnet: evdns: %s\n", msg);
-}
-
-}  // namespace
-
 char* context_read_buffer(Context* ctx) noexcept {
   if (!ctx->read_buf) ctx->read_buf = static_cast<char*>(std::malloc(kReadBufferSize));
   return ctx->read_buf;
-}
-
-evdns_base* context_dns(Context* ctx) noexcept {
-  if (ctx->dns) return ctx->dns;
-  evdns_set_log_fn(dns_log);  // libevent's only hook is process-wide; idempotent
-  // LNET_RESOLV_CONF names another resolv.conf (sandboxes, tests).
-  const char* conf = std::getenv("LNET_RESOLV_CONF");
-  if (conf && *conf) {
-    ctx->dns = evdns_base_new(ctx->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-    if (ctx->dns) evdns_base_resolv_conf_parse(ctx->dns, DNS_OPTIONS_ALL, conf);
-    return ctx->dns;
-  }
-  // Inactive, the resolver must not keep the loop from finishing.
-  ctx->dns = evdns_base_new(ctx->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                           EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-  // No usable resolv.conf: still resolve names from /etc/hosts.
-  if (!ctx->dns) ctx->dns = evdns_base_new(ctx->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-  return ctx->dns;
 }
 
 void anchor(lua_State* L, Context* ctx, const void* key, int idx) {
@@ -223,12 +262,21 @@ void dispatch(Context* ctx, lua_CFunction body, void* arg) noexcept {
 
 namespace {
 
+struct Firing {
+  Context* ctx;
+  Call* call;
+};
+
 int fire_body(lua_State* L) {
-  Call* call = static_cast<Call*>(lua_touserdata(L, 1));
+  Firing* firing = static_cast<Firing*>(lua_touserdata(L, 1));
+  Call* call = firing->call;
   push_anchored(L, call->key);
   int type = lua_type(L, -1) == LUA_TUSERDATA ? lua_getiuservalue(L, -1, call->slot) : LUA_TNIL;
   if (type != LUA_TFUNCTION) {
-    if (call->report && call->text) report_unhandled(call->text, call->len);
+    if (call->report && call->text) {
+      report_unhandled(call->text, call->len);
+      firing->ctx->unhandled_errors++;
+    }
     return 0;
   }
   int nargs = 0;
@@ -250,7 +298,10 @@ int fire_body(lua_State* L) {
 
 }  // namespace
 
-void fire(Context* ctx, Call* call) noexcept { dispatch(ctx, fire_body, call); }
+void fire(Context* ctx, Call* call) noexcept {
+  Firing firing{ctx, call};
+  dispatch(ctx, fire_body, &firing);
+}
 
 void report_unhandled(const char* msg, size_t len) noexcept {
   std::fprintf(stderr, "lnet: %.*s\n", static_cast<int>(len), msg);

@@ -11,14 +11,13 @@
 
 struct event;
 struct event_base;
-struct evdns_base;
 
 #define LNET_EXPORT __attribute__((visibility("default")))
 
 namespace lnet {
 
 struct Context;
-struct Lookup;
+struct Resolver;
 struct TlsShared;
 
 // Work that must run from the loop, never inside the Lua call that caused it
@@ -33,7 +32,7 @@ struct Deferred {
 
 struct Context {
   event_base* base = nullptr;
-  evdns_base* dns = nullptr;   // made on the first name lookup
+  Resolver* resolver = nullptr;  // name lookups (resolver.cc), made on the first one
   event* defer_ev = nullptr;   // activated while the deferred queue is not empty
   Deferred defer_head;         // sentinel of a circular list
   lua_State* L = nullptr;      // the thread running net.loop(); null outside it
@@ -41,10 +40,15 @@ struct Context {
   bool running = false;
   bool stop_requested = false;
   bool error_pending = false;  // a callback raised: the error is on L's stack top
-  Lookup* orphans = nullptr;   // cancelled lookups not yet answered (address.cc)
+  bool loop_ran = false;       // net.loop() was called at least once
+  bool closing = false;        // lua_close finalized an anchored object (objects.cc)
+  bool closed = false;         // finalized by lua_close: every function refuses (objects.hh)
   char* read_buf = nullptr;    // every connection reads into it (made on first use)
   int64_t timer_clock_us = 0;  // last timer start time: strictly increasing (timer.cc)
   TlsShared* tls = nullptr;    // the TLS BIO method and default client context (tls.hh)
+  // Network errors written to stderr for want of an `error` callback
+  // (fire() with Call::report); net.unhandled_errors() returns it.
+  lua_Integer unhandled_errors = 0;
 };
 
 // A callback raised or called net.stop(): no further callback of any kind
@@ -65,9 +69,6 @@ inline Context* upvalue_context(lua_State* L) {
 // Creates the context on first use and pushes its userdata. Raises on
 // memory errors (call it only where raising is allowed).
 Context* context_push(lua_State* L);
-
-// evdns base, made lazily; null if libevent cannot make one.
-evdns_base* context_dns(Context* ctx) noexcept;
 
 // Anchors: key is the object's address, value its userdata (at idx).
 // anchor raises on memory errors; unanchor never raises (clearing an

@@ -1,5 +1,4 @@
-// luaopen_net: the module table, the loop functions, and the helpers every
-// object type shares (metatables, callback tables).
+// luaopen_net: the module table and the loop functions.
 #include "context.hh"
 #include "objects.hh"
 #include "tls.hh"
@@ -19,6 +18,7 @@ int net_loop(lua_State* L) {
   // Room for the dispatcher's calls and for one stashed error.
   luaL_checkstack(L, 16, "net.loop");
   lua_settop(L, 0);
+  ctx->loop_ran = true;
   ctx->L = L;
   ctx->running = true;
   ctx->stop_requested = false;
@@ -63,41 +63,20 @@ int net_now(lua_State* L) {
   return 1;
 }
 
-const luaL_Reg kFunctions[] = {
-    {"loop", net_loop}, {"stop", net_stop}, {"now", net_now}, {nullptr, nullptr}};
+// How many network errors were written to stderr because no `error`
+// callback was there to take them (the runner's exit status).
+int net_unhandled_errors(lua_State* L) {
+  lua_pushinteger(L, upvalue_context(L)->unhandled_errors);
+  return 1;
+}
+
+const luaL_Reg kFunctions[] = {{"loop", net_loop},
+                               {"stop", net_stop},
+                               {"now", net_now},
+                               {"unhandled_errors", net_unhandled_errors},
+                               {nullptr, nullptr}};
 
 }  // namespace
-
-void register_type(lua_State* L, int ctx_idx, const char* tname, const luaL_Reg* methods,
-                   const luaL_Reg* metamethods) {
-  luaL_newmetatable(L, tname);  // sets __name, the type name in error messages
-  lua_pushvalue(L, ctx_idx);
-  luaL_setfuncs(L, metamethods, 1);
-  lua_newtable(L);
-  lua_pushvalue(L, ctx_idx);
-  luaL_setfuncs(L, methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushliteral(L, "locked");
-  lua_setfield(L, -2, "__metatable");
-  lua_pop(L, 1);
-}
-
-void set_callbacks(lua_State* L, int obj_idx, int arg, const char* const* names) {
-  luaL_checktype(L, arg, LUA_TTABLE);
-  int n = 0;
-  for (; names[n]; n++) {
-    int t = lua_getfield(L, arg, names[n]);
-    if (t != LUA_TFUNCTION && t != LUA_TNIL)
-      luaL_argerror(L, arg, lua_pushfstring(L, "callback '%s' must be a function, got %s",
-                                            names[n], luaL_typename(L, -1)));
-    lua_pop(L, 1);
-  }
-  // All checked: now store (lua_setiuservalue never raises).
-  for (int i = 0; i < n; i++) {
-    lua_getfield(L, arg, names[i]);
-    lua_setiuservalue(L, obj_idx, i + 1);
-  }
-}
 
 }  // namespace lnet
 
@@ -108,8 +87,7 @@ extern "C" LNET_EXPORT int luaopen_net(lua_State* L) {
   int ctx_idx = lua_gettop(L);
   lua_createtable(L, 0, 16);
   int module_idx = lua_gettop(L);
-  lua_pushvalue(L, ctx_idx);
-  luaL_setfuncs(L, lnet::kFunctions, 1);
+  lnet::register_functions(L, ctx_idx, module_idx, lnet::kFunctions);
   lnet::register_timer(L, ctx_idx, module_idx);
   lnet::register_socket(L, ctx_idx, module_idx);
   lnet::register_server(L, ctx_idx, module_idx);

@@ -19,7 +19,8 @@ bool opt_bool(lua_State* L, int arg, const char* key) {
 
 int64_t opt_int(lua_State* L, int arg, const char* key, int64_t lo, int64_t hi) {
   int isnum = 0;
-  lua_Integer v = lua_tointegerx(L, -1, &isnum);
+  // lua_tointegerx alone would take the string "80" as well.
+  lua_Integer v = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isnum) : 0;
   if (!isnum || v < lo || v > hi) {
     const char* msg =
         lua_type(L, -1) == LUA_TNUMBER
@@ -88,8 +89,21 @@ const char* check_host(lua_State* L, int arg, size_t* len) {
   return host;
 }
 
+lua_Integer check_integer(lua_State* L, int arg) {
+  if (lua_type(L, arg) != LUA_TNUMBER) luaL_typeerror(L, arg, "number");
+  int isnum = 0;
+  lua_Integer v = lua_tointegerx(L, arg, &isnum);
+  if (!isnum) luaL_argerror(L, arg, "number has no integer representation");
+  return v;
+}
+
+lua_Number check_number(lua_State* L, int arg) {
+  if (lua_type(L, arg) != LUA_TNUMBER) luaL_typeerror(L, arg, "number");
+  return lua_tonumber(L, arg);
+}
+
 int check_port(lua_State* L, int arg) {
-  lua_Integer port = luaL_checkinteger(L, arg);
+  lua_Integer port = check_integer(L, arg);
   if (port < 0 || port > 65535) luaL_argerror(L, arg, "port out of range (0..65535)");
   return static_cast<int>(port);
 }

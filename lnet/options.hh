@@ -41,6 +41,11 @@ struct Options {
 // of the wrong type or range.
 void parse_options(lua_State* L, int idx, int arg, Options* o);
 
+// luaL_checkinteger and luaL_checknumber, except that a string (even
+// "80") raises like any other wrong type: "number expected, got string".
+lua_Integer check_integer(lua_State* L, int arg);
+lua_Number check_number(lua_State* L, int arg);
+
 // Checks a host argument (string, at most 255 bytes, no NUL) and a port
 // (integer 0..65535): raises bad argument otherwise.
 const char* check_host(lua_State* L, int arg, size_t* len);

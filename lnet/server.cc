@@ -446,7 +446,7 @@ enum class Ended { None, Firing, All };
 
 // The connection for argument 2, or null after pushing nil, message, code.
 Conn* check_conn(lua_State* L, Server* srv, Ended ended = Ended::None) {
-  lua_Integer id = luaL_checkinteger(L, 2);
+  lua_Integer id = check_integer(L, 2);  // not the string "1"
   auto it = srv->conns.find(id);
   bool seen = it != srv->conns.end() &&
               (it->second->state != ConnState::Closed || ended == Ended::All ||
@@ -544,6 +544,7 @@ void close_listener(Server* srv) noexcept {
   if (srv->backoff_ev) event_del(srv->backoff_ev);
   srv->state = ListenState::Idle;
   srv->pending = 0;  // after stop() only 'disconnected' callbacks fire
+  undefer(&srv->defer);  // nothing left for it to do: unanchored at once
 }
 
 int server_stop(lua_State* L) {
@@ -730,9 +731,8 @@ const luaL_Reg kMeta[] = {{"__gc", server_gc},
 
 void register_server(lua_State* L, int ctx_idx, int module_idx) {
   register_type(L, ctx_idx, kTypeName, kMethods, kMeta);
-  lua_pushvalue(L, ctx_idx);
-  lua_pushcclosure(L, server_new, 1);
-  lua_setfield(L, module_idx, "TCPServer");
+  const luaL_Reg constructor[] = {{"TCPServer", server_new}, {nullptr, nullptr}};
+  register_functions(L, ctx_idx, module_idx, constructor);
 }
 
 }  // namespace lnet

@@ -508,9 +508,8 @@ const luaL_Reg kMeta[] = {{"__gc", socket_gc},
 
 void register_socket(lua_State* L, int ctx_idx, int module_idx) {
   register_type(L, ctx_idx, kTypeName, kMethods, kMeta);
-  lua_pushvalue(L, ctx_idx);
-  lua_pushcclosure(L, socket_new, 1);
-  lua_setfield(L, module_idx, "TCPSocket");
+  const luaL_Reg constructor[] = {{"TCPSocket", socket_new}, {nullptr, nullptr}};
+  register_functions(L, ctx_idx, module_idx, constructor);
 }
 
 }  // namespace lnet

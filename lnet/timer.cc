@@ -2,6 +2,7 @@
 // alive (anchored) while it is pending; clearing it is idempotent.
 #include "context.hh"
 #include "objects.hh"
+#include "options.hh"
 
 #include <event2/event.h>
 
@@ -91,7 +92,7 @@ void clear(lua_State* L, Timer* t) {
 int start_timer(lua_State* L, bool repeat) {
   Context* ctx = upvalue_context(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_Number ms = luaL_checknumber(L, 2);
+  lua_Number ms = check_number(L, 2);  // not the string "10"
   if (!(ms > 0)) ms = 0;  // negative and NaN: as soon as possible
   if (ms > 1e12) ms = 1e12;
   int nargs = lua_gettop(L) - 2;
@@ -164,11 +165,7 @@ const luaL_Reg kFunctions[] = {{"setTimeout", set_timeout},
 
 void register_timer(lua_State* L, int ctx_idx, int module_idx) {
   register_type(L, ctx_idx, kTypeName, kMethods, kMeta);
-  for (const luaL_Reg* f = kFunctions; f->name; f++) {
-    lua_pushvalue(L, ctx_idx);
-    lua_pushcclosure(L, f->func, 1);
-    lua_setfield(L, module_idx, f->name);
-  }
+  register_functions(L, ctx_idx, module_idx, kFunctions);
 }
 
 }  // namespace lnet

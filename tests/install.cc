@@ -1,6 +1,9 @@
 // Packaging and linkage checks, run against real tools:
 //  - the rockspec builds and installs with luarocks into a private tree, and
-//    the installed module and `lnet` runner work from another directory;
+//    the installed module and `lnet` runner work from another directory,
+//    without `luarocks path` (also with --deps-mode=none);
+//  - README's pack command makes a rock that installs into a fresh tree and
+//    runs an example;
 //  - the built net.so exports luaopen_net and nothing else of ours, and does
 //    not link liblua (the interpreter that loads it provides Lua);
 //  - the stock lua5.4 loads the built module, and require sets no global.
@@ -311,33 +314,65 @@ EnvChanges preload_env() {
   return env;
 }
 
+// One copy of the sources for the luarocks cases that build, made on first
+// use and removed at exit. luarocks builds in it (build-rock/), so the
+// later cases' `luarocks make` only re-runs meson, and compiles nothing.
+fs::path rock_sources() {
+  static TempDir dir;
+  static bool copied = false;
+  const fs::path src = dir.path / "src";
+  if (!copied) {
+    BOOST_TEST_MESSAGE(copy_sources(source_dir(), src));
+    BOOST_REQUIRE_MESSAGE(fs::exists(src / "lnet-0.1.0-1.rockspec"),
+                          "the copied tree has no lnet-0.1.0-1.rockspec");
+    copied = true;
+  }
+  return src;
+}
+
+// A luarocks config of our own (the user's stays out). luarocks cannot reach
+// its servers here, and Debian's lua-dkjson is not a rock: dkjson is declared
+// provided, so that luarocks resolves the dependencies the normal way.
+EnvChanges luarocks_env(const fs::path& dir) {
+  const fs::path config = dir / "luarocks-config.lua";
+  write_file(config, "rocks_provided = { dkjson = \"2.6-1\" }\n");
+  EnvChanges env = clean_lua_env();
+  env.emplace_back("LUAROCKS_CONFIG", config.string());
+  env.emplace_back("LUAROCKS_CONFIG_5_4", std::nullopt);
+  return env;
+}
+
+// Runs the installed lnet (TREE/bin/lnet) on a script from another
+// directory, with no LUA_PATH/LUA_CPATH (no `luarocks path`): it must find
+// its module, run the script with its globals and run the loop.
+void check_installed_runner(const fs::path& tree, const fs::path& elsewhere) {
+  const fs::path runner = tree / "bin" / "lnet";
+  BOOST_REQUIRE_MESSAGE(fs::exists(runner), "luarocks installed no " + runner.string());
+  write_file(elsewhere / "hello.lua",
+             "print('hello from lnet', type(net), type(json), type(setTimeout), ...)\n"
+             "setTimeout(function() print('timer fired') end, 10)\n");
+  Result script = run({runner.string(), "hello.lua", "first", "second"}, elsewhere.string(),
+                      clean_lua_env(), 120);
+  BOOST_REQUIRE_MESSAGE(script.ok(), runner.string() + " hello.lua: " + script.describe());
+  BOOST_CHECK_MESSAGE(
+      contains_line(script.output, "hello from lnet\ttable\ttable\tfunction\tfirst\tsecond"),
+      "unexpected runner output:\n" + script.output);
+  BOOST_CHECK_MESSAGE(contains_line(script.output, "timer fired"),
+                      "the runner did not run the loop:\n" + script.output);
+}
+
 }  // namespace
 
 // (a) luarocks builds the rockspec from a copy of the sources into a private
 // tree; the installed module and runner work from another directory.
 BOOST_AUTO_TEST_CASE(luarocks_make_installs_module_and_runner) {
   TempDir tmp;
-  const fs::path src = tmp.path / "src";
+  const fs::path src = rock_sources();
   const fs::path tree = tmp.path / "tree";
   const fs::path elsewhere = tmp.path / "elsewhere";
   fs::create_directories(elsewhere);
 
-  const std::string copied = copy_sources(source_dir(), src);
-  BOOST_TEST_MESSAGE(copied);
-  BOOST_REQUIRE_MESSAGE(fs::exists(src / "lnet-0.1.0-1.rockspec"),
-                        "the copied tree has no lnet-0.1.0-1.rockspec");
-
-  // luarocks cannot reach its servers here, and Debian's lua-dkjson is not a
-  // rock: declare dkjson provided so that luarocks resolves the dependencies
-  // the normal way. (--deps-mode=none would skip them, but luarocks 3.8 then
-  // writes a bin/lnet wrapper without the tree's paths when the tree is not
-  // one of its configured rocks_trees, so the runner could not find net.)
-  // The config file also keeps the user's own luarocks config out.
-  const fs::path config = tmp.path / "luarocks-config.lua";
-  write_file(config, "rocks_provided = { dkjson = \"2.6-1\" }\n");
-  EnvChanges env = clean_lua_env();
-  env.emplace_back("LUAROCKS_CONFIG", config.string());
-  env.emplace_back("LUAROCKS_CONFIG_5_4", std::nullopt);
+  const EnvChanges env = luarocks_env(tmp.path);
 
   // luarocks is installed by tools/deps.sh: its absence is a failure.
   Result make = run({"luarocks", "--lua-version", "5.4", "make", "--tree", tree.string(),
@@ -361,19 +396,69 @@ BOOST_AUTO_TEST_CASE(luarocks_make_installs_module_and_runner) {
                       "net was loaded from " + out[1] + ", not from the tree " + tree.string());
 
   // The installed runner runs a script with its globals and the loop.
-  const fs::path runner = tree / "bin" / "lnet";
-  BOOST_REQUIRE_MESSAGE(fs::exists(runner), "luarocks installed no " + runner.string());
-  write_file(elsewhere / "hello.lua",
-             "print('hello from lnet', type(net), type(json), type(setTimeout), ...)\n"
-             "setTimeout(function() print('timer fired') end, 10)\n");
-  Result script = run({runner.string(), "hello.lua", "first", "second"}, elsewhere.string(),
-                      clean_lua_env(), 120);
-  BOOST_REQUIRE_MESSAGE(script.ok(), "installed lnet hello.lua: " + script.describe());
-  BOOST_CHECK_MESSAGE(
-      contains_line(script.output, "hello from lnet\ttable\ttable\tfunction\tfirst\tsecond"),
-      "unexpected runner output:\n" + script.output);
-  BOOST_CHECK_MESSAGE(contains_line(script.output, "timer fired"),
-                      "the runner did not run the loop:\n" + script.output);
+  check_installed_runner(tree, elsewhere);
+}
+
+// With --deps-mode=none (the way to install where luarocks.org cannot be
+// reached), luarocks 3.8 writes a bin/lnet wrapper that sets no paths at all
+// when the tree is not one of its configured rocks_trees: the runner must
+// find its tree's module by itself, with no `luarocks path`.
+BOOST_AUTO_TEST_CASE(installed_runner_needs_no_luarocks_path) {
+  TempDir tmp;
+  const fs::path tree = tmp.path / "tree";
+  const fs::path elsewhere = tmp.path / "elsewhere";
+  fs::create_directories(elsewhere);
+  Result make = run({"luarocks", "--lua-version", "5.4", "make", "--deps-mode=none", "--tree",
+                     tree.string(), "lnet-0.1.0-1.rockspec"},
+                    rock_sources().string(), luarocks_env(tmp.path), 900);
+  BOOST_REQUIRE_MESSAGE(make.ok(), "luarocks make --deps-mode=none: " + make.describe());
+  check_installed_runner(tree, elsewhere);
+}
+
+// README's commands make an installable rock from a checkout:
+//   luarocks --lua-version 5.4 make --tree T lnet-0.1.0-1.rockspec
+//   luarocks --lua-version 5.4 pack --tree T lnet 0.1.0-1
+// That rock installs into a fresh tree, whose lnet runs an example shipped
+// in the rock (examples/test_connection.lua: an echo server on localhost:9999
+// and a client; it ends by itself).
+BOOST_AUTO_TEST_CASE(packed_rock_installs_and_runs_an_example) {
+  TempDir tmp;
+  const fs::path build_tree = tmp.path / "build-tree";
+  const fs::path fresh = tmp.path / "fresh-tree";
+  const fs::path out = tmp.path / "rocks";
+  fs::create_directories(out);
+  const EnvChanges env = luarocks_env(tmp.path);
+  Result make = run({"luarocks", "--lua-version", "5.4", "make", "--tree", build_tree.string(),
+                     "lnet-0.1.0-1.rockspec"},
+                    rock_sources().string(), env, 900);
+  BOOST_REQUIRE_MESSAGE(make.ok(), "luarocks make: " + make.describe());
+  Result pack = run({"luarocks", "--lua-version", "5.4", "pack", "--tree", build_tree.string(),
+                     "lnet", "0.1.0-1"},
+                    out.string(), env, 300);
+  BOOST_REQUIRE_MESSAGE(pack.ok(), "luarocks pack: " + pack.describe());
+  std::vector<fs::path> rocks;
+  for (const auto& e : fs::directory_iterator(out))
+    if (e.path().extension() == ".rock") rocks.push_back(e.path());
+  BOOST_REQUIRE_MESSAGE(rocks.size() == 1, "luarocks pack made " + std::to_string(rocks.size()) +
+                                               " .rock files:\n" + pack.output);
+  BOOST_TEST_MESSAGE("packed " << rocks[0].filename().string());
+
+  // Installed from the rock file alone: the build tree is gone by then.
+  fs::remove_all(build_tree);
+  Result install = run({"luarocks", "--lua-version", "5.4", "install", "--tree", fresh.string(),
+                        rocks[0].string()},
+                       out.string(), env, 300);
+  BOOST_REQUIRE_MESSAGE(install.ok(), "luarocks install " + rocks[0].string() + ": " +
+                                          install.describe());
+  const fs::path example =
+      fresh / "lib" / "luarocks" / "rocks-5.4" / "lnet" / "0.1.0-1" / "examples" / "test_connection.lua";
+  BOOST_REQUIRE_MESSAGE(fs::exists(example), "the installed rock has no " + example.string());
+  Result ran = run({(fresh / "bin" / "lnet").string(), example.string()}, tmp.path.string(),
+                   clean_lua_env(), 60);
+  BOOST_REQUIRE_MESSAGE(ran.ok(), "installed lnet test_connection.lua: " + ran.describe());
+  for (const char* line : {"\xe2\x9c\x93 Test server ready", "\xe2\x9c\x93 Received:\tEcho: Hello, test!",
+                           "\xe2\x9c\x93 Test completed"})
+    BOOST_CHECK_MESSAGE(contains_line(ran.output, line), "missing line " << line << " in:\n" << ran.output);
 }
 
 // Without libevent's development files the rock stops with a message that

@@ -40,7 +40,7 @@
 namespace {
 
 using lnet_test::Child;
-using lnet_test::closed_port;
+using lnet_test::ClosedPort;
 using lnet_test::Clock;
 using lnet_test::connect_to;
 using lnet_test::End;
@@ -477,8 +477,8 @@ BOOST_AUTO_TEST_CASE(round_robin_failover_and_return) {
 }
 
 BOOST_AUTO_TEST_CASE(no_live_backend_closes_the_client) {
-  uint16_t dead1 = closed_port(), dead2 = closed_port();
-  std::string a1 = "127.0.0.1:" + std::to_string(dead1), a2 = "127.0.0.1:" + std::to_string(dead2);
+  ClosedPort dead1, dead2;  // bound, not listening: refused for the whole test
+  std::string a1 = "127.0.0.1:" + std::to_string(dead1.port()), a2 = "127.0.0.1:" + std::to_string(dead2.port());
   auto lb = lnet(example("lb.lua"), {"--interval=200", "0", a1, a2});
   uint16_t port = read_port(*lb, "listening on ");
   // Right away (the probes may not have answered) and after both are down.
@@ -687,7 +687,8 @@ BOOST_AUTO_TEST_CASE(half_close_from_the_target) {
 
 // A refused target closes the client.
 BOOST_AUTO_TEST_CASE(refused_target_closes_the_client) {
-  auto proxy = lnet(example("proxy.lua"), {"forward", "0", "127.0.0.1", std::to_string(closed_port())});
+  ClosedPort target;
+  auto proxy = lnet(example("proxy.lua"), {"forward", "0", "127.0.0.1", std::to_string(target.port())});
   uint16_t port = read_port(*proxy, "listening on ");
   Fd c = connect_to(port);
   End end;
@@ -800,7 +801,8 @@ BOOST_AUTO_TEST_CASE(error_answers) {
   BOOST_CHECK_MESSAGE(r.rfind("HTTP/1.1 405 Method Not Allowed\r\n", 0) == 0, r);
   BOOST_CHECK_MESSAGE(r.find("\r\nAllow: CONNECT\r\n") != std::string::npos, r);
 
-  std::string refused = "127.0.0.1:" + std::to_string(closed_port());
+  ClosedPort target;
+  std::string refused = "127.0.0.1:" + std::to_string(target.port());
   r = raw_request(port, "CONNECT " + refused + " HTTP/1.1\r\nHost: " + refused + "\r\n\r\n");
   BOOST_CHECK_MESSAGE(r.rfind("HTTP/1.1 502 Bad Gateway\r\n", 0) == 0, r);
 

@@ -38,6 +38,8 @@ SCENARIO(limits)
 SCENARIO(reentrancy)
 SCENARIO(types)
 SCENARIO(nowait)
+SCENARIO(callbacks_table)
+SCENARIO(strict_numbers)
 
 namespace {
 

@@ -321,6 +321,24 @@ std::unique_ptr<Child> lnet(const std::vector<std::string>& args, bool line_buff
   return std::make_unique<Child>(lnet_argv(args, line_buffered), lua_env(more_asan_options));
 }
 
+std::optional<std::vector<std::string>> no_network_prefix(std::string* why) {
+  // -r maps us to root in a new user namespace, so no privilege is needed
+  // where user namespaces are allowed; plain -n where only root may.
+  std::string tried;
+  for (std::vector<std::string> prefix : {std::vector<std::string>{"unshare", "-rn"},
+                                          std::vector<std::string>{"unshare", "-n"}}) {
+    std::vector<std::string> argv = prefix;
+    // Inside, /proc/net/dev must list the loopback interface only.
+    argv.insert(argv.end(), {"awk", "NR > 2 && $1 != \"lo:\" { bad = 1 } END { exit bad ? 3 : 0 }",
+                             "/proc/net/dev"});
+    Result r = run(argv, {}, "", seconds(10));
+    if (r.status == 0) return prefix;
+    tried += "\n  " + prefix[0] + " " + prefix[1] + ": status " + std::to_string(r.status) + " " + r.err;
+  }
+  if (why) *why = "cannot make a network namespace here (util-linux unshare):" + tried;
+  return std::nullopt;
+}
+
 Result run(const std::vector<std::string>& argv, const Env& env, const std::string& input, milliseconds timeout) {
   Child p(argv, env, true);
   if (!input.empty()) p.write_stdin(input);
@@ -389,12 +407,31 @@ Fd listen_loopback(uint16_t port) {
   return fd;
 }
 
-uint16_t closed_port() {
-  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) fail_errno("socket");
-  sockaddr_in a = loopback(0);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fail_errno("bind");
-  return local_port(fd.get());
+ClosedPort::ClosedPort(const std::string& host, uint16_t port) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (::inet_pton(AF_INET, host.c_str(), &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons(port);
+    len = sizeof *a4;
+  } else if (::inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(port);
+    len = sizeof *a6;
+  } else {
+    throw std::runtime_error("ClosedPort: not an IP address: " + host);
+  }
+  fd_.reset(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (fd_.get() < 0) fail_errno("socket");
+  if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
+    fail_errno("bind " + host + " port " + std::to_string(port));
+  sockaddr_storage bound{};
+  socklen_t blen = sizeof bound;
+  if (::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&bound), &blen) != 0) fail_errno("getsockname");
+  port_ = ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
+                                           : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
 }
 
 Fd connect_to(const std::string& host, uint16_t port, milliseconds timeout) {

@@ -144,6 +144,12 @@ struct Result {
   double seconds = 0;
 };
 
+// The argv prefix that runs a command with no network at all (a new,
+// empty network namespace: only a loopback interface that is down), e.g.
+// {"unshare", "-rn"}; nullopt when this machine does not allow it (then
+// *why says why).
+std::optional<std::vector<std::string>> no_network_prefix(std::string* why);
+
 // Runs a command to the end with some input on its stdin, bounded by timeout.
 Result run(const std::vector<std::string>& argv, const Env& env = {}, const std::string& input = "",
            std::chrono::milliseconds timeout = std::chrono::seconds(20));
@@ -198,8 +204,21 @@ uint16_t local_port(int fd);
 // A socket listening on 127.0.0.1:port (0: any free port; see local_port).
 Fd listen_loopback(uint16_t port = 0);
 
-// A loopback port where nothing listens (bound, then released).
-uint16_t closed_port();
+// A loopback port where nothing listens, kept bound (and not listening) for
+// as long as the object lives: a connect to it is refused, and the kernel
+// cannot hand the port to another socket meanwhile (a port bound and then
+// released could be listening again by the time the test connects).
+class ClosedPort {
+ public:
+  // host: an IPv4 or IPv6 literal ("127.0.0.1", "::1"); port 0: any free
+  // port. Throws when the address cannot be bound (say, the port is in use).
+  explicit ClosedPort(const std::string& host = "127.0.0.1", uint16_t port = 0);
+  uint16_t port() const { return port_; }
+
+ private:
+  Fd fd_;
+  uint16_t port_ = 0;
+};
 
 // A non-blocking TCP connection to host:port (every address it resolves to
 // is tried, until the deadline); throws on failure.

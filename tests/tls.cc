@@ -22,10 +22,19 @@
 namespace {
 
 using lnet_test::Child;
-using lnet_test::closed_port;
 using lnet_test::TempDir;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+
+// A free loopback port for a peer (s_server) to bind: bound to port 0,
+// read, released.
+uint16_t free_port() {
+  lnet_test::Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a = lnet_test::loopback(0);
+  if (fd.get() < 0 || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    lnet_test::fail_errno("free_port");
+  return lnet_test::local_port(fd.get());
+}
 
 bool with_asan() {
 #if defined(__SANITIZE_ADDRESS__)
@@ -100,7 +109,7 @@ struct SServer {
   uint16_t port = 0;
   std::unique_ptr<Child> child;
   explicit SServer(std::vector<std::string> args) {
-    port = closed_port();
+    port = free_port();
     std::vector<std::string> argv = {"openssl", "s_server", "-accept",
                                      "127.0.0.1:" + std::to_string(port), "-naccept", "1000"};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -274,7 +283,7 @@ BOOST_AUTO_TEST_CASE(https_server_with_curl) {
 BOOST_AUTO_TEST_CASE(https_client_against_s_server_www) {
   TempDir www;
   www.write("page.html", "served by s_server -WWW\n");
-  uint16_t port = closed_port();
+  uint16_t port = free_port();
   Child s({"sh", "-c", "cd '" + www.path() + "' && exec openssl s_server -WWW -accept 127.0.0.1:" +
                            std::to_string(port) + " -cert " + cert("server.pem") + " -key " + cert("server.key")});
   BOOST_REQUIRE_MESSAGE(s.wait_for("ACCEPT", seconds(20)), s.describe());

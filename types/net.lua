@@ -33,6 +33,12 @@ function net.stop() end
 ---@return integer
 function net.now() end
 
+---How many network errors the module wrote to stderr ("lnet: message")
+---because no `error` callback was there to take them. The lnet runner exits
+---with status 1 when it is not 0.
+---@return integer
+function net.unhandled_errors() end
+
 ---@class net.Timer
 local Timer = {}
 
@@ -80,6 +86,7 @@ function net.clearInterval(timer) end
 ---@field sni? table<string, net.TLSContext> listen: a context per SNI name (case-insensitive); others get `tls`
 ---@field handshake_timeout? integer ms to finish the TLS handshake; 0 = none (default 10000)
 
+---Callbacks of connect(); read raw (a metatable is not consulted). Unknown names raise.
 ---@class net.SocketCallbacks
 ---@field connected? fun() the connection is established
 ---@field data? fun(data: string) bytes arrived
@@ -89,6 +96,7 @@ function net.clearInterval(timer) end
 ---@field end? fun() the peer closed its side (with allow_half_open)
 ---@field secured? fun(info: net.TLSInfo) a starttls() handshake finished
 
+---Callbacks of listen(); read raw (a metatable is not consulted). Unknown names raise.
 ---@class net.ServerCallbacks
 ---@field connected? fun(client_id: integer) a client connected
 ---@field data? fun(client_id: integer, data: string) bytes from a client

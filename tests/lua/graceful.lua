@@ -145,7 +145,9 @@ t.run(20000, function(done)
     return srvlog:count("disconnected") == 3
   end
   local function phase2()
-    -- The old port is closed at once.
+    -- The old port is closed at once: it can be bound (no listener holds
+    -- it), and stays bound, never listening, so the connect is refused.
+    t.closed_port("127.0.0.1", port)
     local refused = net.TCPSocket()
     refused:connect("127.0.0.1", port, {
       connected = function() error("connected to a stopped server") end,

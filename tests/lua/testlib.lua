@@ -324,12 +324,17 @@ function t.listen(callbacks, host, options)
   return srv, port
 end
 
--- A port on which nothing listens (bound then released).
-function t.closed_port(host)
-  local srv = net.TCPServer()
-  srv:listen(host or "127.0.0.1", 0, {})
-  local _, port = srv:address()
-  srv:stop()
+-- A port on which nothing listens: bound and never listening, and kept so
+-- until the state closes, so that a connect to it is refused and no other
+-- socket can take the port meanwhile (a port bound then released could be
+-- listening again by the time the test connects).
+-- With a port: claims that port the same way (after a server's stop(), this
+-- also proves its listener is gone: a listening port cannot be bound).
+local bound_ports = {}
+function t.closed_port(host, port)
+  local port, handle = require("lnet_test").bound_port(host or "127.0.0.1", port)
+  if port == nil then fail(nil, handle, 2) end
+  bound_ports[#bound_ports + 1] = handle
   return port
 end
 

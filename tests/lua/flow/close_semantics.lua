@@ -121,7 +121,9 @@ do
   t.call(srv, "stop")
   t.eq(select(1, srv:address()), nil, "address() after stop()")
   t.eq(select(1, srv:send(ids[1], "x")), nil, "send(id) after stop()")
-  -- A new connect is refused: the listener is closed.
+  -- A new connect is refused: the listener is closed, so the port can be
+  -- bound (and is kept bound, never listening, so nothing else takes it).
+  t.closed_port("127.0.0.1", port)
   local rlog = t.log("refused")
   net.TCPSocket():connect("127.0.0.1", port, F.callbacks(rlog, NAMES))
   F.wait(function() return rlog:count("error") == 1 end, 5000, "connect after stop()")
