@@ -617,9 +617,8 @@ TlsConfig* check_tls_config(lua_State* L, int idx, bool client) {
 
 void register_tls(lua_State* L, int ctx_idx, int module_idx) {
   register_type(L, ctx_idx, kTypeName, kMethods, kMeta);
-  lua_pushvalue(L, ctx_idx);
-  lua_pushcclosure(L, tlsctx_new, 1);
-  lua_setfield(L, module_idx, "TLSContext");
+  const luaL_Reg constructor[] = {{"TLSContext", tlsctx_new}, {nullptr, nullptr}};
+  register_functions(L, ctx_idx, module_idx, constructor);
   lua_createtable(L, 0, 1);
   lua_pushboolean(L, 1);
   lua_setfield(L, -2, "tls");

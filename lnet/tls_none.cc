@@ -23,9 +23,8 @@ int tlsctx_new(lua_State* L) { no_tls(L); }
 bool tls_built() noexcept { return false; }
 
 void register_tls(lua_State* L, int ctx_idx, int module_idx) {
-  lua_pushvalue(L, ctx_idx);
-  lua_pushcclosure(L, tlsctx_new, 1);
-  lua_setfield(L, module_idx, "TLSContext");
+  const luaL_Reg constructor[] = {{"TLSContext", tlsctx_new}, {nullptr, nullptr}};
+  register_functions(L, ctx_idx, module_idx, constructor);
   lua_createtable(L, 0, 1);
   lua_pushboolean(L, 0);
   lua_setfield(L, -2, "tls");
