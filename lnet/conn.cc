@@ -1,6 +1,7 @@
 #include "conn.hh"
 
 #include "errors.hh"
+#include "tls.hh"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -188,8 +189,29 @@ void on_eof(Conn* c) noexcept {
   conn_disconnect(c);  // the peer is done: send what is queued, then close
 }
 
+void read_some(Conn* c) noexcept;
+
 void on_readable(evutil_socket_t, short, void* arg) {
   Conn* c = static_cast<Conn*>(arg);
+  if (c->tls && tls_handshaking(c)) {
+    // The owner hears of the end ('connected', 'secured'); its callback
+    // may have closed, paused or disconnected the connection.
+    if (!tls_handshake(c)) return;
+    if (c->state != ConnState::Open && c->state != ConnState::Closing) return;
+    if (halted(c->ctx)) {  // records already read wait for the next net.loop()
+      if (c->transport->has_pending(c)) event_active(c->rev, EV_READ, 0);
+      return;
+    }
+  }
+  read_some(c);
+  // Fairness stops after a few rounds; bytes the transport already holds
+  // (TLS records read ahead) would otherwise wait for new network input.
+  if (c->state == ConnState::Open && !c->paused && !c->read_eof &&
+      c->transport->has_pending(c))
+    event_active(c->rev, EV_READ, 0);
+}
+
+void read_some(Conn* c) noexcept {
   if (c->write_wants_read) {
     c->write_wants_read = false;
     flush(c);  // may fire 'drain', end the connection, or halt the loop
@@ -237,6 +259,12 @@ void on_readable(evutil_socket_t, short, void* arg) {
 
 void on_writable(evutil_socket_t fd, short, void* arg) {
   Conn* c = static_cast<Conn*>(arg);
+  if (c->tls && tls_handshaking(c) && c->state == ConnState::Open) {
+    event_del(c->wev);  // tls_handshake adds it again while it must write
+    if (!tls_handshake(c)) return;
+    if (c->state != ConnState::Open && c->state != ConnState::Closing) return;
+    c->write_wants_read = false;  // the queue may go now
+  }
   if (c->state == ConnState::Connecting) {
     event_del(c->wev);
     int err = 0;
@@ -439,6 +467,7 @@ void conn_disconnect(Conn* c) noexcept {
 
 void conn_close(Conn* c, EndKind kind, int err) noexcept {
   if (c->state == ConnState::Idle || c->state == ConnState::Closed) return;
+  if (kind == EndKind::Error && err == kTlsFailed) kind = EndKind::Tls;
   c->end = kind;
   c->err = err;
   // A stream lnet cuts must look cut to the peer: reset rather than FIN.
@@ -504,6 +533,7 @@ void conn_release(Conn* c) noexcept {
   undefer(&c->defer);
   if (c->state != ConnState::Idle && c->state != ConnState::Closed) c->transport->release(c);
   c->transport_data = nullptr;
+  tls_free(c);
   drop_queue(c);
   free_io(c);
   conn_frames_free(c);  // after the owner read conn_end_reason()
@@ -522,6 +552,7 @@ const char* conn_end_reason(const Conn* c) noexcept {
     case EndKind::MaxBuffer: return "send buffer full (max_buffer reached)";
     case EndKind::LingerTimeout: return "linger timeout";
     case EndKind::Framing: return conn_frames_reason(c);
+    case EndKind::Tls: return tls_end_reason(c);
     default: return evutil_socket_error_to_string(c->err);  // strerror: static text
   }
 }
@@ -533,6 +564,7 @@ const char* conn_end_code(const Conn* c) noexcept {
     case EndKind::MaxBuffer: return kCodeMaxBuffer;
     case EndKind::LingerTimeout: return kCodeLingerTimeout;
     case EndKind::Framing: return conn_frames_code(c);
+    case EndKind::Tls: return tls_end_code(c);
     default: return errno_code(c->err);
   }
 }

@@ -58,6 +58,7 @@ enum class EndKind : uint8_t {
   MaxBuffer,      // "MAX_BUFFER": send() found max_buffer bytes queued
   LingerTimeout,  // "LINGER_TIMEOUT": disconnect() could not drain in time
   Framing,        // "MESSAGE_TOO_LONG" / "BAD_LENGTH": the 'framing' option refused a message
+  Tls,            // a TLS failure: tls_end_reason / tls_end_code say which
 };
 
 // The write direction: what happens once the queue is empty.
@@ -69,6 +70,7 @@ enum class WriteEnd : uint8_t {
 
 struct Conn;
 struct Framer;
+struct Tls;
 
 // --- The transport hook ----------------------------------------------------
 // How bytes cross the socket. Plaintext (conn.cc) uses read() and
@@ -82,6 +84,9 @@ struct Framer;
 // that event), or an errno for a failure that ends the connection.
 constexpr int kWantRead = -10001;
 constexpr int kWantWrite = -10002;
+// A TLS failure (handshake, truncation, protocol): conn_close makes it an
+// EndKind::Tls end whose message and code come from tls.hh.
+constexpr int kTlsFailed = -10003;
 
 struct Transport {
   ssize_t (*read)(Conn* c, char* buf, size_t cap, int* err) noexcept;
@@ -114,6 +119,9 @@ struct ConnOwner {
   virtual bool conn_data_callback(Conn*, Call*) noexcept { return false; }
   virtual void conn_drain(Conn* c) noexcept = 0;
   virtual void conn_end(Conn* c) noexcept = 0;  // peer's FIN, with allow_half_open
+  // The TLS handshake has finished (tls.hh). A failed one ends the
+  // connection instead: conn_closed with tls_handshake_failed(c).
+  virtual void conn_secured(Conn* c) noexcept = 0;
   // The socket is gone (state Closed). The owner defers its 'disconnected'.
   virtual void conn_closed(Conn* c) noexcept = 0;
 
@@ -127,7 +135,8 @@ struct Conn {
   ConnOwner* owner = nullptr;
   Options opt;  // copied when the connection starts: later listen()s do not change it
   const Transport* transport = &kPlainTransport;
-  void* transport_data = nullptr;  // the transport's own state (tls)
+  void* transport_data = nullptr;  // the transport's own state (unused by tls: see tls)
+  Tls* tls = nullptr;              // TLS state (tls.hh); outlives the socket until released
   evutil_socket_t fd = -1;         // owned by the connection
   event* rev = nullptr;            // EV_READ|EV_PERSIST on fd
   event* wev = nullptr;            // EV_WRITE|EV_PERSIST on fd: on while bytes wait

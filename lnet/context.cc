@@ -1,6 +1,7 @@
 #include "context.hh"
 
 #include "resolver.hh"
+#include "tls.hh"
 
 #include <event2/event.h>
 
@@ -53,6 +54,8 @@ void context_free(Context* ctx) noexcept {
   if (ctx->base) event_base_free(ctx->base);
   ctx->defer_ev = nullptr;
   ctx->base = nullptr;
+  tls_shared_free(ctx->tls);
+  ctx->tls = nullptr;
   std::free(ctx->read_buf);
   ctx->read_buf = nullptr;
 }

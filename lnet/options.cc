@@ -1,6 +1,7 @@
 #include "options.hh"
 
 #include <arpa/inet.h>
+#include "tls.hh"
 
 #include <cstring>
 
@@ -207,7 +208,7 @@ void parse_options(lua_State* L, int idx, int arg, Options* o) {
       parse_framing(L, -1, arg, &o->framing);
     } else if (!std::strcmp(k, "max_message")) {
       parse_max_message(L, arg, &o->framing);
-    } else {
+    } else if (!parse_tls_option(L, arg, k, o)) {
       luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'", k));
     }
     lua_pop(L, 1);

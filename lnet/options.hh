@@ -31,6 +31,8 @@ struct SendProxy {
   uint16_t len = 0;
   unsigned char bytes[kMaxSendProxy];
 };
+struct TlsConfig;
+struct TlsSni;
 
 struct Options {
   bool nodelay = false;
@@ -44,6 +46,15 @@ struct Options {
   size_t max_buffer = 0;          // send() aborts when this much is queued; 0 = no limit
   size_t high_water = 64u << 10;  // send() returns false above this
   bool allow_half_open = false;
+  // TLS (tls.hh): borrowed from the arguments until tls_options_retain,
+  // then owned by the object that keeps the options.
+  TlsConfig* tls = nullptr;
+  bool tls_default = false;              // tls = true: the default client context
+  int8_t servername_mode = 0;            // 0: the host; 1: servername; -1: false (no SNI)
+  char servername[256] = "";
+  int sni_idx = 0;                       // the options table's stack index while parsing (sni)
+  TlsSni* sni = nullptr;
+  int64_t handshake_timeout_ms = 10000;  // 0 = none
   int64_t linger_timeout_ms = 30000;  // disconnect() resets after this long without progress; 0 = never
   // Where parse_options puts the PROXY protocol options: a server's
   // proxy_protocol, proxy_trusted, proxy_header_timeout (proxy_listen) and a

@@ -5,6 +5,7 @@
 #include "errors.hh"
 #include "objects.hh"
 #include "proxy_conn.hh"
+#include "tls.hh"
 
 #include <event2/event.h>
 
@@ -17,6 +18,7 @@
 #include <cstring>
 #include <map>
 #include <new>
+#include <set>
 
 namespace lnet {
 
@@ -24,9 +26,13 @@ namespace {
 
 const char kTypeName[] = "net.TCPServer";
 
-enum Slot { kConnected = 1, kData, kDisconnected, kError, kDrain, kEnd, kStarted, kSlots = kStarted };
-const char* const kCallbackNames[] = {"connected", "data", "disconnected", "error",
-                                      "drain",     "end",  "started",      nullptr};
+enum Slot {
+  kConnected = 1, kData, kDisconnected, kError, kDrain, kEnd, kStarted, kSecured, kTlsError,
+  kSlots = kTlsError
+};
+const char* const kCallbackNames[] = {"connected", "data",    "disconnected", "error",
+                                      "drain",     "end",     "started",      "secured",
+                                      "tls_error", nullptr};
 
 enum Pending : unsigned { kStart = 1, kStartedCb = 2, kFailedCb = 4, kFinish = 8 };
 enum class ListenState : uint8_t { Idle, Resolving, Listening };
@@ -52,6 +58,10 @@ struct Server final : ConnOwner {
   bool limit_paused = false;
   bool accept_error_reported = false;
   std::map<lua_Integer, Conn*> conns;  // every connection until its 'disconnected' fired
+  // TLS connections without an id yet (id 0), with their PROXY header (or
+  // null) until the handshake gives them an id.
+  std::map<Conn*, ProxyConn*> handshaking;
+  uint64_t tls_failed = 0;             // handshakes that failed (tls_error)
   size_t open = 0;                     // of which not yet closed
   lua_Integer last_id = 0;
   lua_Integer ending_id = 0;  // whose 'disconnected' runs now
@@ -73,6 +83,7 @@ struct Server final : ConnOwner {
   void conn_data(Conn* c, const char* data, size_t len) noexcept override;
   void conn_drain(Conn* c) noexcept override;
   void conn_end(Conn* c) noexcept override;
+  void conn_secured(Conn* c) noexcept override;
   void conn_closed(Conn* c) noexcept override;
   bool conn_data_callback(Conn* c, Call* call) noexcept override {
     call->key = this;
@@ -105,8 +116,8 @@ void fire_server(Server* srv, int slot, const char* text = nullptr, const char* 
 
 // Unanchors the server once nothing of it is active any more.
 void maybe_release(lua_State* L, Server* srv) noexcept {
-  if (srv->state == ListenState::Idle && srv->conns.empty() && !srv->defer.queued() &&
-      srv->prefaces == nullptr)
+  if (srv->state == ListenState::Idle && srv->conns.empty() && srv->handshaking.empty() &&
+      !srv->defer.queued() && srv->prefaces == nullptr)
     unanchor(L, srv->ctx, srv);
 }
 
@@ -163,6 +174,27 @@ bool take(Server* srv, evutil_socket_t fd, ProxyConn* pc = nullptr) noexcept {
     conn_release(c);  // closes fd
     delete c;
     return false;
+  }
+  if (srv->cur.tls) {
+    // A client id only after the handshake (conn_secured); until then the
+    // connection is known to nobody but the server.
+    bool ok = tls_start(c, srv->cur.tls, TlsRole::Server, nullptr, &srv->cur, false);
+    if (ok) {
+      try {
+        srv->handshaking.emplace(c, pc);
+      } catch (...) {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      conn_release(c);
+      delete c;
+      return false;
+    }
+    srv->open++;
+    srv->accepted++;
+    update_accepting(srv);
+    return true;
   }
   c->id = ++srv->last_id;
   try {
@@ -239,6 +271,15 @@ ProxyConn* find_proxy(const Server* srv, lua_Integer id) noexcept {
   if (srv->proxied.empty()) return nullptr;
   auto it = srv->proxied.find(id);
   return it == srv->proxied.end() ? nullptr : it->second;
+}
+
+// A connection that ended in its TLS handshake: off the list, its PROXY
+// header freed.
+void forget_handshaking(Server* srv, Conn* c) noexcept {
+  auto it = srv->handshaking.find(c);
+  if (it == srv->handshaking.end()) return;
+  if (it->second) proxy_conn_free(it->second);
+  srv->handshaking.erase(it);
 }
 
 // Out of descriptors, memory and the like: pause accepting, retry after a
@@ -414,10 +455,45 @@ void run_deferred(Deferred* d) {
 
 // A connection's end, from the loop: 'disconnected' fires (stats(id) still
 // answers inside it), then the id is gone.
+struct TlsErrorCall {
+  Server* srv;
+  Conn* c;
+};
+
+// tls_error(message, ip, port, code); without the callback nothing is
+// written (a client's failure is not the server's error; stats count it).
+int tls_error_body(lua_State* L) {
+  TlsErrorCall* te = static_cast<TlsErrorCall*>(lua_touserdata(L, 1));
+  push_anchored(L, te->srv);
+  if (lua_type(L, -1) != LUA_TUSERDATA || lua_getiuservalue(L, -1, kTlsError) != LUA_TFUNCTION)
+    return 0;
+  const char* ip = tls_peer_ip(te->c);
+  char endpoint[kEndpointLen];
+  format_endpoint(endpoint, sizeof endpoint, ip, tls_peer_port(te->c));
+  lua_pushfstring(L, "TLS handshake with %s failed: %s", endpoint, conn_end_reason(te->c));
+  lua_pushstring(L, ip);
+  lua_pushinteger(L, tls_peer_port(te->c));
+  lua_pushstring(L, conn_end_code(te->c));
+  lua_call(L, 4, 0);
+  return 0;
+}
+
 void run_conn_deferred(Deferred* d) {
   Conn* c = static_cast<Conn*>(d->owner);
   Server* srv = static_cast<Server*>(c->owner);
   Context* ctx = srv->ctx;
+  if (c->id == 0) {  // ended in its TLS handshake: never a client id
+    if (tls_handshake_failed(c)) {
+      srv->tls_failed++;
+      TlsErrorCall te{srv, c};
+      dispatch(ctx, tls_error_body, &te);
+    }
+    forget_handshaking(srv, c);
+    conn_release(c);
+    delete c;
+    maybe_release(ctx->L, srv);
+    return;
+  }
   Call call;
   call.key = srv;
   call.slot = kDisconnected;
@@ -456,6 +532,45 @@ void Server::conn_data(Conn* c, const char* data, size_t len) noexcept {
 void Server::conn_drain(Conn* c) noexcept { fire_conn(this, kDrain, c->id); }
 
 void Server::conn_end(Conn* c) noexcept { fire_conn(this, kEnd, c->id); }
+
+struct SecuredCall {
+  Server* srv;
+  Conn* c;
+};
+
+int secured_body(lua_State* L) {
+  SecuredCall* sc = static_cast<SecuredCall*>(lua_touserdata(L, 1));
+  push_anchored(L, sc->srv);
+  if (lua_type(L, -1) != LUA_TUSERDATA || lua_getiuservalue(L, -1, kSecured) != LUA_TFUNCTION)
+    return 0;
+  lua_pushinteger(L, sc->c->id);
+  push_tlsinfo(L, sc->c);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+void Server::conn_secured(Conn* c) noexcept {
+  if (tls_is_starttls(c)) {
+    SecuredCall sc{this, c};
+    dispatch(ctx, secured_body, &sc);
+    return;
+  }
+  lua_Integer id = last_id + 1;
+  auto hs = handshaking.find(c);
+  ProxyConn* pc = hs != handshaking.end() ? hs->second : nullptr;
+  try {
+    conns.emplace(id, c);
+    if (pc) proxied.emplace(id, pc);
+  } catch (...) {
+    conns.erase(id);
+    conn_close(c, EndKind::Error, ENOMEM);
+    return;
+  }
+  if (hs != handshaking.end()) handshaking.erase(hs);  // pc now belongs to proxied
+  last_id = id;
+  c->id = id;
+  fire_conn(this, kConnected, id);
+}
 
 void Server::conn_closed(Conn* c) noexcept {
   open--;
@@ -497,6 +612,9 @@ int server_new(lua_State* L) {
   opt.proxy_listen = &pl;
   parse_options(L, 1, 1, &opt);
   opt.proxy_listen = nullptr;
+  if (opt.tls_default && !opt.tls)
+    luaL_argerror(L, 1, "option 'tls' of a server must be a net.TLSContext with cert and key");
+  tls_options_prepare(L, &opt);
   Server* srv = new (lua_newuserdatauv(L, sizeof(Server), kSlots)) Server();
   luaL_setmetatable(L, kTypeName);
   srv->ctx = ctx;
@@ -506,6 +624,9 @@ int server_new(lua_State* L) {
   srv->cur = opt;
   srv->proxy_opt = pl;
   srv->proxy_cur = pl;
+  tls_options_retain(L, &srv->opt);
+  srv->cur = srv->opt;
+  tls_options_retain(L, &srv->cur);
   return 1;
 }
 
@@ -520,6 +641,9 @@ int server_listen(lua_State* L) {
   cur.proxy_listen = &pl;
   parse_options(L, 5, 5, &cur);
   cur.proxy_listen = nullptr;
+  if (cur.tls_default && !cur.tls)
+    luaL_argerror(L, 5, "option 'tls' of listen must be a net.TLSContext with cert and key");
+  tls_options_prepare(L, &cur);
   if (srv->state != ListenState::Idle) return luaL_error(L, "listen: server is already listening");
   if (srv->backoff_ev == nullptr) {
     // Made here, where raising is allowed: the accept back-off never silently goes.
@@ -531,8 +655,10 @@ int server_listen(lua_State* L) {
   std::memcpy(srv->host, host, hlen);
   srv->host[hlen] = '\0';
   srv->port = port;
+  tls_options_release(&srv->cur);
   srv->cur = cur;
   srv->proxy_cur = pl;
+  tls_options_retain(L, &srv->cur);
   srv->state = ListenState::Resolving;
   if (is_fd_host(srv->host)) {
     adopt_fd(srv);
@@ -583,6 +709,8 @@ int server_stop(lua_State* L) {
   Server* srv = check_server(L);
   close_listener(srv);
   drop_prefaces(srv);
+  // Connections still in their TLS handshake close at once (nothing fires).
+  for (auto& [c, pc] : srv->handshaking) conn_close(c, EndKind::Orderly, 0);
   // Graceful for every client; each 'disconnected' comes from the loop.
   for (auto it = srv->conns.begin(); it != srv->conns.end();) {
     Conn* c = it->second;
@@ -675,7 +803,9 @@ int server_stats(lua_State* L) {
     out += c->bytes_out;
     queued += conn_queued(c);
   }
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 7);
+  lua_pushinteger(L, static_cast<lua_Integer>(srv->tls_failed));
+  lua_setfield(L, -2, "tls_failed");
   lua_pushinteger(L, static_cast<lua_Integer>(srv->accepted));
   lua_setfield(L, -2, "accepted");
   lua_pushinteger(L, static_cast<lua_Integer>(srv->open));
@@ -711,6 +841,14 @@ int server_gc(lua_State* L) {
   drop_prefaces(srv);
   for (auto& [id, pc] : srv->proxied) proxy_conn_free(pc);
   srv->proxied.clear();
+  for (auto& [c, pc] : srv->handshaking) {
+    conn_release(c);
+    delete c;
+    if (pc) proxy_conn_free(pc);
+  }
+  srv->handshaking.clear();
+  tls_options_release(&srv->opt);
+  tls_options_release(&srv->cur);
   return 0;
 }
 
@@ -718,6 +856,7 @@ int server_close_all(lua_State* L) {  // __close: stop at once
   Server* srv = check_server(L);
   close_listener(srv);
   drop_prefaces(srv);
+  for (auto& [c, pc] : srv->handshaking) conn_close(c, EndKind::Orderly, 0);
   for (auto it = srv->conns.begin(); it != srv->conns.end();) {
     Conn* c = it->second;
     ++it;
@@ -725,6 +864,37 @@ int server_close_all(lua_State* L) {  // __close: stop at once
   }
   maybe_release(L, srv);
   return 0;
+}
+
+int server_tlsinfo(lua_State* L) {
+  Server* srv = check_server(L);
+  Conn* c = check_conn(L, srv);
+  if (!c) return 3;
+  return push_tlsinfo(L, c);
+}
+
+// server:starttls(id, ctx, options): the server side of an upgrade;
+// 'secured(id, info)' follows the handshake, a failure ends the connection.
+int server_starttls(lua_State* L) {
+  Server* srv = check_server(L);
+  luaL_checkinteger(L, 2);
+  TlsConfig* cfg = check_tls_config(L, 3, false);
+  if (lua_istable(L, 4) && lua_getfield(L, 4, "sni") != LUA_TNIL)
+    luaL_argerror(L, 4, "option 'sni' is a listen option");
+  Options o = srv->cur;
+  o.sni = nullptr;  // per-name contexts apply to listen's tls only
+  parse_options(L, 4, 4, &o);
+  Conn* c = check_conn(L, srv);
+  if (!c) return 3;
+  if (c->state != ConnState::Open)
+    return luaL_error(L, "starttls: connection %I is closing", static_cast<LUAI_UACINT>(c->id));
+  if (c->tls) return luaL_error(L, "starttls: the connection already uses TLS");
+  if (c->write_end != WriteEnd::Open || c->read_eof)
+    return luaL_error(L, "starttls: the connection is half closed");
+  if (!tls_start(c, cfg, TlsRole::Server, nullptr, &o, true))
+    return luaL_error(L, "starttls: out of memory");
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 int server_tostring(lua_State* L) {
@@ -753,7 +923,8 @@ const luaL_Reg kMethods[] = {
     {"address", server_address},
     {"clients", server_clients}, {"peer", server_peer},       {"sockname", server_sockname},
     {"transport_peer", server_transport_peer}, {"proxy_info", server_proxy_info},
-    {"stats", server_stats},     {nullptr, nullptr}};
+    {"stats", server_stats},     {"tlsinfo", server_tlsinfo}, {"starttls", server_starttls},
+    {nullptr, nullptr}};
 
 const luaL_Reg kMeta[] = {{"__gc", server_gc},
                           {"__close", server_close_all},

@@ -18,6 +18,7 @@ lnet_deps_packages=(
   netcat-openbsd curl valgrind coreutils
   haproxy nginx-light libnginx-mod-stream
   redis-server redis-tools lua-nginx-redis lua-copas lua-socket lua5.1
+  libssl-dev openssl python3
 )
 
 # A command each package provides, to check with command -v where there is
@@ -39,6 +40,8 @@ lnet_deps_command() {
     redis-server) echo redis-server ;;
     redis-tools) echo redis-benchmark ;;
     lua5.1) echo lua5.1 ;;
+    openssl) echo openssl ;;
+    python3) echo python3 ;;
     *) echo "" ;;
   esac
 }

@@ -8,7 +8,11 @@
 ---@field _VERSION string "lnet X.Y.Z"
 ---@field libevent_version string the libevent version in use
 ---@field _runner table internal: what only the lnet runner calls (the worker supervisor)
+---@field features net.Features what this build of the module has
 local net = {}
+
+---@class net.Features
+---@field tls boolean built with TLS (OpenSSL 3); without it every `tls =` raises "lnet was built without TLS"
 
 ---The worker's index and the number of workers under `lnet --workers N`;
 ---1, 1 in any other process.
@@ -90,6 +94,10 @@ function net.clearInterval(timer) end
 ---@field send_proxy? net.SendProxy client: the PROXY header sent before anything else
 ---@field framing? string|net.Framing "line" or a table: `data` then receives whole messages (default none: bytes as read)
 ---@field max_message? integer with framing, a longer message ends the connection: "message too long (N > max)" (default 1 MiB)
+---@field tls? boolean|net.TLSContext TLS on this connection; true: the default client context (system trust store)
+---@field servername? string|false client: the SNI sent and the name checked (default: the host); false: no SNI, the host is still checked
+---@field sni? table<string, net.TLSContext> listen: a context per SNI name (case-insensitive); others get `tls`
+---@field handshake_timeout? integer ms to finish the TLS handshake; 0 = none (default 10000)
 
 ---@alias net.ProxyMode
 ---| "off" # no header (the default)
@@ -140,6 +148,7 @@ function net.clearInterval(timer) end
 ---@field error? fun(message: string, code: string) the connect failed or the connection broke; code is stable ("ECONNREFUSED", "ETIMEDOUT", "IDLE_TIMEOUT", ...)
 ---@field drain? fun() the send queue emptied after send() returned false
 ---@field end? fun() the peer closed its side (with allow_half_open)
+---@field secured? fun(info: net.TLSInfo) a starttls() handshake finished
 
 ---Callbacks of listen(); read raw (a metatable is not consulted). Unknown names raise.
 ---@class net.ServerCallbacks
@@ -150,6 +159,8 @@ function net.clearInterval(timer) end
 ---@field error? fun(message: string, code: string) bind, listen or accept failed
 ---@field drain? fun(client_id: integer) a client's send queue emptied after send() returned false
 ---@field end? fun(client_id: integer) a client closed its side (with allow_half_open)
+---@field secured? fun(client_id: integer, info: net.TLSInfo) a starttls() handshake finished
+---@field tls_error? fun(message: string, ip: string, port: integer, code: string) a client's TLS handshake failed (it never got an id)
 
 ---@class net.Stats
 ---@field bytes_in integer bytes received
@@ -169,6 +180,47 @@ function net.clearInterval(timer) end
 ---@param spec? net.Framing a `length` framing (default {length = 4, endian = "big"})
 ---@return string
 function net.frame(payload, spec) end
+---@field tls_failed integer TLS handshakes that failed (each fired tls_error)
+
+---@class net.TLSContext
+---An immutable TLS configuration (one OpenSSL SSL_CTX), shared by any number of connections.
+
+---@class net.TLSOptions
+---@field ca? string|string[] PEM file, directory of hashed certificates, or PEM text; a list of these (default: the system trust store)
+---@field cert? string certificate chain: PEM file or PEM text (a server needs it)
+---@field key? string private key: PEM file or PEM text (with cert)
+---@field password? string the key's password, when it is encrypted
+---@field min_version? "1.0"|"1.1"|"1.2"|"1.3" lowest protocol version (default "1.2")
+---@field max_version? "1.0"|"1.1"|"1.2"|"1.3" highest protocol version (default: none)
+---@field ciphers? string TLS 1.2 and older cipher list (OpenSSL syntax)
+---@field ciphersuites? string TLS 1.3 cipher suites (OpenSSL syntax)
+---@field alpn? string[] ALPN protocols in order of preference, e.g. {"h2", "http/1.1"}
+---@field request_cert? boolean server: ask for a client certificate (checked; tlsinfo().verified says)
+---@field require_cert? boolean server: refuse a client without a valid certificate (mutual TLS)
+---@field insecure? boolean client: no certificate and no name checks (the only way to turn them off)
+
+---@class net.TLSPeer
+---@field subject string RFC 2253, e.g. "O=Example,CN=example.test"
+---@field issuer string RFC 2253
+---@field san string[] subject alternative names: DNS names, IP addresses, emails, URIs
+---@field not_before integer Unix time
+---@field not_after integer Unix time
+---@field fingerprint string SHA-256 of the DER, "AB:CD:..." as `openssl x509 -fingerprint -sha256` prints it
+
+---@class net.TLSInfo
+---@field protocol string "TLSv1.3", "TLSv1.2", ...
+---@field cipher string e.g. "TLS_AES_256_GCM_SHA384"
+---@field alpn? string the protocol ALPN chose
+---@field servername? string the SNI (sent by this client, or received by this server)
+---@field verified boolean the peer's certificate (and name) was checked and passed
+---@field peer? net.TLSPeer the peer's certificate (absent when it sent none)
+
+---Makes a TLS configuration. Raises for a wrong option, an unreadable file
+---or a key that does not match its certificate, naming the file and
+---OpenSSL's reason.
+---@param options? net.TLSOptions
+---@return net.TLSContext
+function net.TLSContext(options) end
 
 ---@class net.TCPSocket
 local TCPSocket = {}
@@ -219,6 +271,20 @@ function TCPSocket:sockname() end
 
 ---@return net.Stats
 function TCPSocket:stats() end
+
+---The TLS state of the connection, or nil and a message (plaintext, or
+---before connected).
+---@return net.TLSInfo|nil info
+---@return string? message
+function TCPSocket:tlsinfo() end
+
+---Upgrades the open plaintext connection to TLS (client side); bytes
+---already received were delivered; `secured(info)` follows the handshake,
+---a failure ends the connection with the reason.
+---@param ctx net.TLSContext|true
+---@param options? net.Options servername, handshake_timeout
+---@return true
+function TCPSocket:starttls(ctx, options) end
 
 ---@class net.TCPServer
 local TCPServer = {}
@@ -313,5 +379,19 @@ function TCPServer:transport_peer(client_id) end
 ---@return net.ProxyInfo|nil info
 ---@return string? message unknown client id
 function TCPServer:proxy_info(client_id) end
+---The TLS state of a client's connection, or nil, message, code.
+---@param client_id integer
+---@return net.TLSInfo|nil info
+---@return string? message
+function TCPServer:tlsinfo(client_id) end
+
+---Upgrades a client's plaintext connection to TLS (server side);
+---`secured(id, info)` follows the handshake, a failure ends the connection.
+---@param client_id integer
+---@param ctx net.TLSContext
+---@param options? net.Options handshake_timeout
+---@return true|nil ok
+---@return string? message
+function TCPServer:starttls(client_id, ctx, options) end
 
 return net
