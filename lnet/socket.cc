@@ -32,6 +32,7 @@ struct Socket final : ConnOwner {
   Conn conn;
   Options opt;  // from the constructor; the connection copies its own
   SendProxy send_proxy;  // the constructor's send_proxy option
+  SendProxy preface;     // the current connection's PROXY header (len 0: none)
   TlsConfig* tls = nullptr;  // the current connect()'s tls context (a reference)
   char host[256] = "";
   int port = 0;
@@ -209,6 +210,15 @@ void Socket::conn_connect_result(Conn* c, int err) noexcept {
   }
   if (addrs) evutil_freeaddrinfo(addrs);
   addrs = next_addr = nullptr;
+  if (preface.len > 0) {
+    // Plaintext even under TLS (a load balancer reads it before the
+    // handshake). A new connection's send buffer is empty: it all fits.
+    ssize_t n = ::send(c->fd, preface.bytes, preface.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n != static_cast<ssize_t>(preface.len)) {
+      fail_errno(this, n < 0 ? errno : EAGAIN);
+      return;
+    }
+  }
   if (!conn_opened(c)) {
     fail_errno(this, ENOMEM);
     return;
@@ -367,8 +377,9 @@ int socket_connect(lua_State* L) {
   c->state = ConnState::Resolving;
   c->pending = kStart;
   defer(c->ctx, &c->defer);
-  // send_proxy: the PROXY header goes first, before anything sent later.
-  if (sp.len > 0) conn_send(c, reinterpret_cast<const char*>(sp.bytes), sp.len);
+  // send_proxy: the PROXY header goes first, written as the connect
+  // completes, before anything queued and before a TLS handshake.
+  s->preface = sp;
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -206,6 +206,8 @@ BOOST_AUTO_TEST_SUITE(flow, *boost::unit_test::precondition(tls_is_built))
 
 BOOST_AUTO_TEST_CASE(context_errors) { BOOST_TEST(scenario("flow", "case = 'context_errors'") == ""); }
 BOOST_AUTO_TEST_CASE(starttls_lnet_both_ends) { BOOST_TEST(scenario("flow", "case = 'starttls'") == ""); }
+// TLS behind a PROXY protocol front (issue 10 meets issue 11).
+BOOST_AUTO_TEST_CASE(behind_proxy) { BOOST_TEST(scenario("flow", "case = 'behind_proxy'") == ""); }
 BOOST_AUTO_TEST_CASE(pause_resume_10mb_and_1_byte_records) {
   BOOST_TEST(scenario("flow", "case = 'pause_resume'") == "");
 }

@@ -396,6 +396,50 @@ elseif case == "everything_else" then
   c5:close()
   es:stop()
   t.settle()
+elseif case == "behind_proxy" then
+  -- A TLS server behind a PROXY protocol front: the header comes first in
+  -- plaintext, then the handshake; the connection gets its id after the
+  -- handshake and still knows the client the header named. Both versions,
+  -- and a handshake that fails after a good header frees what it held.
+  local ctx, sctx = L.client_ctx(), L.server_ctx()
+  for _, version in ipairs({ 1, 2 }) do
+    local seen = {}
+    local sv, port
+    sv, port = t.listen({
+      connected = function(id)
+        local ip, p = sv:peer(id)
+        local info = sv:proxy_info(id)
+        local tls = sv:tlsinfo(id)
+        seen[#seen + 1] = { ip = ip, port = p, version = info and info.version,
+                            protocol = tls and tls.protocol }
+      end,
+      data = function(id, d) sv:send(id, d:upper()) sv:disconnect(id) end,
+    }, "127.0.0.1", { tls = sctx, proxy_protocol = "any" })
+    local r = L.attempt("localhost", port, {
+      tls = ctx,
+      send_proxy = { version = version, source_ip = "192.0.2.7", source_port = 4242,
+                     dest_ip = "198.51.100.1", dest_port = 443 },
+    }, "hello", 5)
+    t.truthy(r.connected, "v" .. version .. " connected: " .. tostring(r.err))
+    t.eq(r.data, "HELLO", "v" .. version .. " echoed through TLS")
+    L.wait(function() return #seen == 1 end, 5000, "server connected")
+    t.eq(seen[1].ip, "192.0.2.7", "v" .. version .. " peer from the header")
+    t.eq(seen[1].port, 4242, "v" .. version .. " peer port from the header")
+    t.eq(seen[1].version, version, "v" .. version .. " proxy_info")
+    t.truthy(seen[1].protocol, "v" .. version .. " tlsinfo on the proxied connection")
+    -- A good header, then a client that does not trust the server: the
+    -- handshake fails, no id, counted.
+    local bad = L.attempt("localhost", port, {
+      tls = net.TLSContext({}),  -- the system store: the test CA is unknown
+      send_proxy = { version = version, source_ip = "192.0.2.8", source_port = 1,
+                     dest_ip = "198.51.100.1", dest_port = 443 },
+    }, nil)
+    t.eq(bad.code, "TLS_VERIFY", "v" .. version .. " untrusted server refused by the client")
+    L.wait(function() return sv:stats().tls_failed == 1 end, 5000, "tls_failed counted")
+    t.eq(#seen, 1, "v" .. version .. " no id for the failed handshake")
+    sv:stop()
+    t.settle()
+  end
 else
   error("unknown case " .. tostring(case))
 end
