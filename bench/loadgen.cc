@@ -13,6 +13,8 @@
 //   --chunk B       write size for stream (default 16384)
 //   --window B      stream: most bytes in flight per connection (default 262144)
 //   --timeout S     hard bound on the whole run, setup included (default duration+warmup+60)
+//   --tls           speak TLS (OpenSSL, TLS 1.3, no certificate check: a
+//                   benchmark peer); churn then measures full handshakes
 //   --sources K     churn: spread connections over source addresses 127.0.0.1 ..
 //                   127.0.0.K (default 1). Each closed connection leaves the
 //                   client in TIME_WAIT; Linux reuses such a port only after
@@ -42,6 +44,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -69,6 +74,7 @@ struct Config {
   long long window = 262144;
   double timeout = -1;
   int sources = 1;
+  bool tls = false;
 };
 
 inline int64_t now_ns() {
@@ -83,7 +89,7 @@ inline int64_t now_ns() {
   std::fprintf(help ? stdout : stderr,
                "usage: loadgen --mode pingpong|stream|churn|idle --port P [--host A] [--conns N]\n"
                "       [--duration S] [--warmup S] [--count K] [--size B] [--chunk B] [--window B]\n"
-               "       [--timeout S] [--sources K]\n"
+               "       [--timeout S] [--sources K] [--tls]\n"
                "See the comment at the top of bench/loadgen.cc for what each flag does.\n");
   std::exit(help ? 0 : 2);
 }
@@ -97,6 +103,8 @@ enum class State { connecting, active, closed };
 
 struct Conn {
   int fd = -1;
+  SSL* ssl = nullptr;      // --tls
+  bool handshaking = false;
   State state = State::closed;
   bool want_out = false;   // EPOLLOUT currently requested
   bool ready = false;      // pingpong / idle: the first (unmeasured) echo came back
@@ -127,6 +135,10 @@ class LoadGen {
   void finish_op(Conn& c, int64_t t);
   bool measuring(int64_t t) const { return t >= t_measure_ && t_measure_ > 0; }
   void print_result();
+  void handshake(Conn& c);
+  ssize_t xsend(Conn& c, const void* p, size_t n);
+  ssize_t xrecv(Conn& c, void* p, size_t n);
+  SSL_CTX* tls_ctx_ = nullptr;
 
   Config cfg_;
   int ep_ = -1;
@@ -196,7 +208,33 @@ bool LoadGen::open_conn(Conn& c) {
   return true;
 }
 
+// send/recv, or SSL_write/SSL_read with --tls: errno EAGAIN when it would block.
+ssize_t LoadGen::xsend(Conn& c, const void* p, size_t n) {
+  if (!c.ssl) return ::send(c.fd, p, n, MSG_NOSIGNAL);
+  ERR_clear_error();
+  int r = SSL_write(c.ssl, p, int(n));
+  if (r > 0) return r;
+  int e = SSL_get_error(c.ssl, r);
+  errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
+  return -1;
+}
+
+ssize_t LoadGen::xrecv(Conn& c, void* p, size_t n) {
+  if (!c.ssl) return ::recv(c.fd, p, n, 0);
+  ERR_clear_error();
+  int r = SSL_read(c.ssl, p, int(n));
+  if (r > 0) return r;
+  int e = SSL_get_error(c.ssl, r);
+  if (e == SSL_ERROR_ZERO_RETURN) return 0;
+  errno = (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) ? EAGAIN : ECONNRESET;
+  return -1;
+}
+
 void LoadGen::close_conn(Conn& c) {
+  if (c.ssl) {
+    SSL_free(c.ssl);
+    c.ssl = nullptr;
+  }
   if (c.fd >= 0) {
     ::close(c.fd);  // also removes it from the epoll set
     c.fd = -1;
@@ -222,6 +260,14 @@ void LoadGen::on_connected(Conn& c) {
     close_conn(c);
     return;
   }
+  if (cfg_.tls && !c.ssl) {
+    c.ssl = SSL_new(tls_ctx_);
+    SSL_set_fd(c.ssl, c.fd);
+    SSL_set_connect_state(c.ssl);
+    c.handshaking = true;
+    handshake(c);
+    return;
+  }
   c.state = State::active;
   connected_++;
   // From now on we always watch EPOLLIN; EPOLLOUT only while output is blocked.
@@ -244,6 +290,27 @@ void LoadGen::on_connected(Conn& c) {
   }
 }
 
+void LoadGen::handshake(Conn& c) {
+  ERR_clear_error();
+  int r = SSL_do_handshake(c.ssl);
+  if (r != 1) {
+    int e = SSL_get_error(c.ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      epoll_event ev{};
+      ev.events = e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT;
+      ev.data.ptr = &c;
+      epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
+      c.want_out = e == SSL_ERROR_WANT_WRITE;
+      return;
+    }
+    errors_++;
+    close_conn(c);
+    return;
+  }
+  c.handshaking = false;
+  on_connected(c);  // now established: the rest as for plaintext
+}
+
 void LoadGen::start_message(Conn& c) {
   if (done_) return;
   c.sent = 0;
@@ -254,7 +321,7 @@ void LoadGen::start_message(Conn& c) {
 
 void LoadGen::flush_message(Conn& c) {
   while (c.sent < cfg_.size) {
-    ssize_t n = ::send(c.fd, msg_.data() + c.sent, size_t(cfg_.size - c.sent), MSG_NOSIGNAL);
+    ssize_t n = xsend(c, msg_.data() + c.sent, size_t(cfg_.size - c.sent));
     if (n > 0) {
       c.sent += int(n);
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -275,7 +342,7 @@ void LoadGen::stream_write(Conn& c) {
   if (done_) return;
   while (c.out_off - c.in_off + size_t(cfg_.chunk) <= uint64_t(cfg_.window)) {
     size_t off = size_t(c.out_off % kPeriod);
-    ssize_t n = ::send(c.fd, pattern_.data() + off, size_t(cfg_.chunk), MSG_NOSIGNAL);
+    ssize_t n = xsend(c, pattern_.data() + off, size_t(cfg_.chunk));
     if (n > 0) {
       c.out_off += uint64_t(n);
       if (measuring(now_ns())) bytes_out_ += uint64_t(n);
@@ -307,7 +374,7 @@ void LoadGen::finish_op(Conn& c, int64_t t) {
 
 void LoadGen::on_readable(Conn& c) {
   for (;;) {
-    ssize_t n = ::recv(c.fd, rbuf_.data(), rbuf_.size(), 0);
+    ssize_t n = xrecv(c, rbuf_.data(), rbuf_.size());
     if (n == 0) {  // the server closed: unexpected for an echo server
       errors_++;
       close_conn(c);
@@ -332,7 +399,7 @@ void LoadGen::on_readable(Conn& c) {
       c.in_off += uint64_t(n);
       if (measuring(t) && t <= t_end_) bytes_in_ += uint64_t(n);
       stream_write(c);
-      if (size_t(n) < rbuf_.size()) return;
+      if (size_t(n) < rbuf_.size() && !c.ssl) return;
       continue;
     }
     // pingpong / churn / idle: one message of cfg_.size bytes in flight
@@ -371,11 +438,12 @@ void LoadGen::on_readable(Conn& c) {
 void LoadGen::on_event(Conn& c, uint32_t ev) {
   if (c.state == State::closed) return;
   if (c.state == State::connecting) {
-    if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(c);
-    if (c.state != State::active) {
-      if (cfg_.mode == Mode::churn && !done_) open_conn(c);
-      return;
-    }
+    if (c.handshaking)
+      handshake(c);
+    else if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+      on_connected(c);
+    // A failed connect (or handshake): keep the churn concurrency.
+    if (c.state == State::closed && cfg_.mode == Mode::churn && !done_) open_conn(c);
     return;
   }
   if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
@@ -408,6 +476,13 @@ int LoadGen::run() {
   for (size_t i = 0; i < pattern_.size(); i++) pattern_[i] = (unsigned char)((i % kPeriod) * 7 + 13);
   rbuf_.resize(kReadBuf);
   conns_.resize(size_t(cfg_.conns));
+  if (cfg_.tls) {
+    tls_ctx_ = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(tls_ctx_, TLS1_3_VERSION);
+    SSL_CTX_set_verify(tls_ctx_, SSL_VERIFY_NONE, nullptr);
+    SSL_CTX_set_session_cache_mode(tls_ctx_, SSL_SESS_CACHE_OFF);  // churn: full handshakes
+    SSL_CTX_set_mode(tls_ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  }
 
   t_begin_ = now_ns();
   double bound = cfg_.timeout > 0 ? cfg_.timeout : cfg_.duration + cfg_.warmup + 60;
@@ -566,6 +641,7 @@ int main(int argc, char** argv) {
     else if (a == "--window") cfg.window = std::atoll(val().c_str());
     else if (a == "--timeout") cfg.timeout = std::atof(val().c_str());
     else if (a == "--sources") cfg.sources = std::atoi(val().c_str());
+    else if (a == "--tls") cfg.tls = true;
     else if (a == "-h" || a == "--help") usage(nullptr);
     else usage(("unknown argument " + a).c_str());
   }

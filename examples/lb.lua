@@ -15,6 +15,13 @@
 --   --connect-timeout=MS   connecting a client's backend (default 3000)
 --   --idle-timeout=MS      close a connection pair after MS with no traffic
 --                          on either side (default 0: never)
+--   --send-proxy=1|2       send each backend a PROXY protocol header
+--                          (version 1: text, 2: binary) naming the client's
+--                          address and port and the address it connected
+--                          to, so that a backend listening with the option
+--                          proxy_protocol sees the real client in peer();
+--                          health probes then send a LOCAL (v2) or
+--                          UNKNOWN (v1) header
 --   -v, --verbose          log every client connection on stderr
 --
 -- Behaviour:
@@ -55,14 +62,15 @@ local function usage(message)
   if message then io.stderr:write("lb: ", message, "\n") end
   io.stderr:write(
     "usage: lnet lb.lua [options] [HOST:]PORT BACKEND [BACKEND ...]   (BACKEND: host:port)\n",
-    "options: --interval=MS --probe-timeout=MS --connect-timeout=MS --idle-timeout=MS -v\n")
+    "options: --interval=MS --probe-timeout=MS --connect-timeout=MS --idle-timeout=MS\n",
+    "         --send-proxy=1|2 -v\n")
   os.exit(2)
 end
 
 ---------------------------------------------------------------- arguments
 
 local opts = { interval = 500, probe_timeout = 2000, connect_timeout = 3000,
-               idle_timeout = 0, verbose = false }
+               idle_timeout = 0, send_proxy = 0, verbose = false }
 local positional = {}
 for _, a in ipairs({ ... }) do
   local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
@@ -71,7 +79,7 @@ for _, a in ipairs({ ... }) do
     opts.verbose = true
   elseif key and opts[key] ~= nil and key ~= "verbose" then
     local n = math.tointeger(tonumber(value))
-    if not n or n < 0 or (key == "interval" and n < 10) then
+    if not n or n < 0 or (key == "interval" and n < 10) or (key == "send_proxy" and n ~= 1 and n ~= 2) then
       usage("bad value for --" .. name .. ": " .. value)
     end
     opts[key] = n
@@ -147,14 +155,16 @@ local function probe(b)
     connected = function()
       b.probing = false
       set_up(b, true)
-      sock:close()
+      -- With --send-proxy, disconnect() sends the queued header first.
+      if opts.send_proxy > 0 then sock:disconnect() else sock:close() end
     end,
     error = function(message)
       if not b.probing then return end  -- closed by us after connecting
       b.probing = false
       set_up(b, false, message)
     end,
-  }, { timeout = opts.probe_timeout })
+  }, { timeout = opts.probe_timeout,
+       send_proxy = opts.send_proxy > 0 and { version = opts.send_proxy } or nil })
 end
 
 local function probe_all()
@@ -168,6 +178,19 @@ local server = net.TCPServer()
 local sessions = {}  -- client id -> { client, backend (TCPSocket), open, pending, client_eof }
 local listening = false
 
+
+-- With --send-proxy: the PROXY header for client id's backend connection,
+-- naming the client (peer) and the address it connected to (sockname).
+local function send_proxy_for(id)
+  if opts.send_proxy == 0 then return nil end
+  local sip, sport = server:peer(id)
+  local dip, dport = server:sockname(id)
+  if not sip or not dip or (sip:find(":") ~= nil) ~= (dip:find(":") ~= nil) then
+    return { version = opts.send_proxy }
+  end
+  return { version = opts.send_proxy, source_ip = sip, source_port = sport,
+           dest_ip = dip, dest_port = dport }
+end
 
 -- Connects client `id` to the next live backend it has not tried yet.
 local function attach(id, tried)
@@ -207,7 +230,7 @@ local function attach(id, tried)
       if failure then server:close(id) else server:disconnect(id) end
     end,
   }, { timeout = opts.connect_timeout, allow_half_open = true,
-       idle_timeout = opts.idle_timeout, nodelay = true })
+       idle_timeout = opts.idle_timeout, nodelay = true, send_proxy = send_proxy_for(id) })
 end
 
 server:listen(listen_host, listen_port, {

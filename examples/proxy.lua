@@ -31,6 +31,10 @@
 --                          on either side (default 0: never)
 --   --allow-ports=P1,P2    connect mode: the only target ports allowed
 --                          (default: any)
+--   --send-proxy=1|2       send the target a PROXY protocol header (version
+--                          1: text, 2: binary) naming the client's address
+--                          and port, so that a target listening with the
+--                          option proxy_protocol sees the real client
 --   -v, --verbose          log every connection on stderr
 --
 -- Behaviour:
@@ -65,7 +69,7 @@ local function usage(message)
   io.stderr:write(
     "usage: lnet proxy.lua [options] forward [HOST:]PORT TARGET_HOST TARGET_PORT\n",
     "       lnet proxy.lua [options] connect [HOST:]PORT\n",
-    "options: --connect-timeout=MS --idle-timeout=MS --allow-ports=P1,P2 -v\n")
+    "options: --connect-timeout=MS --idle-timeout=MS --allow-ports=P1,P2 --send-proxy=1|2 -v\n")
   os.exit(2)
 end
 
@@ -81,6 +85,9 @@ for _, a in ipairs({ ... }) do
     local n = math.tointeger(tonumber(value))
     if not n or n < 0 then usage("--" .. name .. " needs a number of milliseconds") end
     opts[name:gsub("%-", "_")] = n
+  elseif name == "send-proxy" then
+    if value ~= "1" and value ~= "2" then usage("--send-proxy needs 1 or 2") end
+    opts.send_proxy = tonumber(value)
   elseif name == "allow-ports" then
     opts.allow_ports = {}
     for p in value:gmatch("[^,]+") do
@@ -171,6 +178,19 @@ local function reply_error(id, code, text)
   log("client %d: %d %s", id, code, text)
 end
 
+-- With --send-proxy: the PROXY header naming client id (peer) and the
+-- address it connected to (sockname).
+local function send_proxy_for(id)
+  if not opts.send_proxy then return nil end
+  local sip, sport = server:peer(id)
+  local dip, dport = server:sockname(id)
+  if not sip or not dip or (sip:find(":") ~= nil) ~= (dip:find(":") ~= nil) then
+    return { version = opts.send_proxy }
+  end
+  return { version = opts.send_proxy, source_ip = sip, source_port = sport,
+           dest_ip = dip, dest_port = dport }
+end
+
 local function start_target(id, host, port)
   local s = sessions[id]
   s.state = "connecting"
@@ -212,7 +232,7 @@ local function start_target(id, host, port)
       if failure then server:close(id) else server:disconnect(id) end
     end,
   }, { timeout = opts.connect_timeout, allow_half_open = true,
-       idle_timeout = opts.idle_timeout, nodelay = true })
+       idle_timeout = opts.idle_timeout, nodelay = true, send_proxy = send_proxy_for(id) })
 end
 
 -- Connect mode: looks at the bytes received so far; starts the tunnel once

@@ -1,6 +1,7 @@
 #include "conn.hh"
 
 #include "errors.hh"
+#include "tls.hh"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -188,8 +189,29 @@ void on_eof(Conn* c) noexcept {
   conn_disconnect(c);  // the peer is done: send what is queued, then close
 }
 
+void read_some(Conn* c) noexcept;
+
 void on_readable(evutil_socket_t, short, void* arg) {
   Conn* c = static_cast<Conn*>(arg);
+  if (c->tls && tls_handshaking(c)) {
+    // The owner hears of the end ('connected', 'secured'); its callback
+    // may have closed, paused or disconnected the connection.
+    if (!tls_handshake(c)) return;
+    if (c->state != ConnState::Open && c->state != ConnState::Closing) return;
+    if (halted(c->ctx)) {  // records already read wait for the next net.loop()
+      if (c->transport->has_pending(c)) event_active(c->rev, EV_READ, 0);
+      return;
+    }
+  }
+  read_some(c);
+  // Fairness stops after a few rounds; bytes the transport already holds
+  // (TLS records read ahead) would otherwise wait for new network input.
+  if (c->state == ConnState::Open && !c->paused && !c->read_eof &&
+      c->transport->has_pending(c))
+    event_active(c->rev, EV_READ, 0);
+}
+
+void read_some(Conn* c) noexcept {
   if (c->write_wants_read) {
     c->write_wants_read = false;
     flush(c);  // may fire 'drain', end the connection, or halt the loop
@@ -210,7 +232,8 @@ void on_readable(evutil_socket_t, short, void* arg) {
       c->bytes_in += static_cast<uint64_t>(n);
       c->last_active = now_ms();
       if (!closing) {
-        c->owner->conn_data(c, buf, static_cast<size_t>(n));
+        if (!conn_frames(c, buf, static_cast<size_t>(n)))
+          c->owner->conn_data(c, buf, static_cast<size_t>(n));
         // The callback may have closed, disconnected or paused it, or raised
         // (or called net.stop()): then nothing more is delivered this round;
         // the rest waits in the socket for the next net.loop().
@@ -236,6 +259,12 @@ void on_readable(evutil_socket_t, short, void* arg) {
 
 void on_writable(evutil_socket_t fd, short, void* arg) {
   Conn* c = static_cast<Conn*>(arg);
+  if (c->tls && tls_handshaking(c) && c->state == ConnState::Open) {
+    event_del(c->wev);  // tls_handshake adds it again while it must write
+    if (!tls_handshake(c)) return;
+    if (c->state != ConnState::Open && c->state != ConnState::Closing) return;
+    c->write_wants_read = false;  // the queue may go now
+  }
   if (c->state == ConnState::Connecting) {
     event_del(c->wev);
     int err = 0;
@@ -438,6 +467,7 @@ void conn_disconnect(Conn* c) noexcept {
 
 void conn_close(Conn* c, EndKind kind, int err) noexcept {
   if (c->state == ConnState::Idle || c->state == ConnState::Closed) return;
+  if (kind == EndKind::Error && err == kTlsFailed) kind = EndKind::Tls;
   c->end = kind;
   c->err = err;
   // A stream lnet cuts must look cut to the peer: reset rather than FIN.
@@ -503,8 +533,10 @@ void conn_release(Conn* c) noexcept {
   undefer(&c->defer);
   if (c->state != ConnState::Idle && c->state != ConnState::Closed) c->transport->release(c);
   c->transport_data = nullptr;
+  tls_free(c);
   drop_queue(c);
   free_io(c);
+  conn_frames_free(c);  // after the owner read conn_end_reason()
   if (c->idle_ev) event_free(c->idle_ev);
   if (c->linger_ev) event_free(c->linger_ev);
   c->idle_ev = c->linger_ev = nullptr;
@@ -519,6 +551,8 @@ const char* conn_end_reason(const Conn* c) noexcept {
     case EndKind::IdleTimeout: return "idle timeout";
     case EndKind::MaxBuffer: return "send buffer full (max_buffer reached)";
     case EndKind::LingerTimeout: return "linger timeout";
+    case EndKind::Framing: return conn_frames_reason(c);
+    case EndKind::Tls: return tls_end_reason(c);
     default: return evutil_socket_error_to_string(c->err);  // strerror: static text
   }
 }
@@ -529,6 +563,8 @@ const char* conn_end_code(const Conn* c) noexcept {
     case EndKind::IdleTimeout: return kCodeIdleTimeout;
     case EndKind::MaxBuffer: return kCodeMaxBuffer;
     case EndKind::LingerTimeout: return kCodeLingerTimeout;
+    case EndKind::Framing: return conn_frames_code(c);
+    case EndKind::Tls: return tls_end_code(c);
     default: return errno_code(c->err);
   }
 }

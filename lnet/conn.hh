@@ -57,6 +57,8 @@ enum class EndKind : uint8_t {
   IdleTimeout,    // "IDLE_TIMEOUT"
   MaxBuffer,      // "MAX_BUFFER": send() found max_buffer bytes queued
   LingerTimeout,  // "LINGER_TIMEOUT": disconnect() could not drain in time
+  Framing,        // "MESSAGE_TOO_LONG" / "BAD_LENGTH": the 'framing' option refused a message
+  Tls,            // a TLS failure: tls_end_reason / tls_end_code say which
 };
 
 // The write direction: what happens once the queue is empty.
@@ -67,6 +69,8 @@ enum class WriteEnd : uint8_t {
 };
 
 struct Conn;
+struct Framer;
+struct Tls;
 
 // --- The transport hook ----------------------------------------------------
 // How bytes cross the socket. Plaintext (conn.cc) uses read() and
@@ -80,6 +84,9 @@ struct Conn;
 // that event), or an errno for a failure that ends the connection.
 constexpr int kWantRead = -10001;
 constexpr int kWantWrite = -10002;
+// A TLS failure (handshake, truncation, protocol): conn_close makes it an
+// EndKind::Tls end whose message and code come from tls.hh.
+constexpr int kTlsFailed = -10003;
 
 struct Transport {
   ssize_t (*read)(Conn* c, char* buf, size_t cap, int* err) noexcept;
@@ -102,8 +109,19 @@ extern const Transport kPlainTransport;
 struct ConnOwner {
   virtual void conn_connect_result(Conn* c, int err) noexcept = 0;  // err 0: connected
   virtual void conn_data(Conn* c, const char* data, size_t len) noexcept = 0;
+  // One whole message under the 'framing' option (frames.cc).
+  virtual void conn_message(Conn* c, const char* msg, size_t len) noexcept {
+    conn_data(c, msg, len);
+  }
+  // Where 'data' lives, for delivering every message of one read in one
+  // protected call: the anchored object, its uservalue slot, and the id
+  // passed first (0: none). False: one conn_message per message instead.
+  virtual bool conn_data_callback(Conn*, Call*) noexcept { return false; }
   virtual void conn_drain(Conn* c) noexcept = 0;
   virtual void conn_end(Conn* c) noexcept = 0;  // peer's FIN, with allow_half_open
+  // The TLS handshake has finished (tls.hh). A failed one ends the
+  // connection instead: conn_closed with tls_handshake_failed(c).
+  virtual void conn_secured(Conn* c) noexcept = 0;
   // The socket is gone (state Closed). The owner defers its 'disconnected'.
   virtual void conn_closed(Conn* c) noexcept = 0;
 
@@ -117,7 +135,8 @@ struct Conn {
   ConnOwner* owner = nullptr;
   Options opt;  // copied when the connection starts: later listen()s do not change it
   const Transport* transport = &kPlainTransport;
-  void* transport_data = nullptr;  // the transport's own state (tls)
+  void* transport_data = nullptr;  // the transport's own state (unused by tls: see tls)
+  Tls* tls = nullptr;              // TLS state (tls.hh); outlives the socket until released
   evutil_socket_t fd = -1;         // owned by the connection
   event* rev = nullptr;            // EV_READ|EV_PERSIST on fd
   event* wev = nullptr;            // EV_WRITE|EV_PERSIST on fd: on while bytes wait
@@ -140,6 +159,7 @@ struct Conn {
   uint64_t bytes_out = 0;          // bytes the kernel accepted
   int64_t last_active = 0;         // ms: last traffic either way, for idle_timeout
   int64_t last_write = 0;          // ms: last bytes the peer took, for linger_timeout
+  Framer* frames = nullptr;         // 'framing': the part of a message read so far (frames.cc)
 };
 
 enum class SendResult { Below, Above, MaxBuffer, NoMemory, NotConnected, Closing };
@@ -175,6 +195,15 @@ void conn_shutdown(Conn* c) noexcept;
 // off the deferred queue; state Idle. For finalizers and the end of a
 // server connection; never from inside one of the connection's callbacks.
 void conn_release(Conn* c) noexcept;
+
+// With the 'framing' option: delivers the whole messages in data (or ends
+// the connection: EndKind::Framing) and returns true; false without
+// framing (frames.cc).
+bool conn_frames(Conn* c, const char* data, size_t len) noexcept;
+void conn_frames_free(Conn* c) noexcept;
+// The framing failure's message and code ("MESSAGE_TOO_LONG", "BAD_LENGTH").
+const char* conn_frames_reason(const Conn* c) noexcept;
+const char* conn_frames_code(const Conn* c) noexcept;
 
 size_t conn_queued(const Conn* c) noexcept;
 // The message and the stable code of the connection's end (static text);

@@ -2,6 +2,7 @@
 
 #include "lnet.h"
 #include "resolver.hh"
+#include "tls.hh"
 
 #include <event2/event.h>
 
@@ -55,6 +56,8 @@ void context_free(Context* ctx) noexcept {
   if (ctx->base && ctx->own_base) event_base_free(ctx->base);
   ctx->defer_ev = nullptr;
   ctx->base = nullptr;
+  tls_shared_free(ctx->tls);
+  ctx->tls = nullptr;
   std::free(ctx->read_buf);
   ctx->read_buf = nullptr;
 }

@@ -18,6 +18,7 @@ namespace lnet {
 
 struct Context;
 struct Resolver;
+struct TlsShared;
 
 // Work that must run from the loop, never inside the Lua call that caused it
 // (SPEC Part C). An object embeds one node; queueing it twice is a no-op.
@@ -46,6 +47,7 @@ struct Context {
   bool closed = false;         // finalized by lua_close: every function refuses (objects.hh)
   char* read_buf = nullptr;    // every connection reads into it (made on first use)
   int64_t timer_clock_us = 0;  // last timer start time: strictly increasing (timer.cc)
+  TlsShared* tls = nullptr;    // the TLS BIO method and default client context (tls.hh)
   // Network errors written to stderr for want of an `error` callback
   // (fire() with Call::report); net.unhandled_errors() returns it.
   lua_Integer unhandled_errors = 0;

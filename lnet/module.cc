@@ -1,6 +1,7 @@
 // luaopen_net: the module table and the loop functions.
 #include "context.hh"
 #include "objects.hh"
+#include "tls.hh"
 
 #include <event2/event.h>
 
@@ -98,6 +99,9 @@ extern "C" LNET_EXPORT int luaopen_net(lua_State* L) {
   lnet::register_socket(L, ctx_idx, module_idx);
   lnet::register_server(L, ctx_idx, module_idx);
   lnet::register_udp(L, ctx_idx, module_idx);
+  lnet::register_workers(L, ctx_idx, module_idx);
+  lnet::register_framing(L, ctx_idx, module_idx);
+  lnet::register_tls(L, ctx_idx, module_idx);
   lua_pushliteral(L, "lnet 0.1.0");
   lua_setfield(L, module_idx, "_VERSION");
   lua_pushstring(L, event_get_version());

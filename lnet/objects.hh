@@ -12,6 +12,8 @@ void register_timer(lua_State* L, int ctx_idx, int module_idx);
 void register_socket(lua_State* L, int ctx_idx, int module_idx);
 void register_server(lua_State* L, int ctx_idx, int module_idx);
 void register_udp(lua_State* L, int ctx_idx, int module_idx);
+void register_workers(lua_State* L, int ctx_idx, int module_idx);  // workers.cc
+void register_framing(lua_State* L, int ctx_idx, int module_idx);  // net.frame
 
 // The gate. Once lua_close has begun (it finalized an anchored object:
 // Context::closing) or has finalized the context (Context::closed: an

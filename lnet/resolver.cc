@@ -35,6 +35,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <strings.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -60,6 +62,10 @@ struct Lookup {
   // The loop's only.
   LookupDone done = nullptr;
   void* owner = nullptr;  // null once cancelled
+  Lookup* sprev = nullptr;  // in Resolver::started, from lookup_start until
+  Lookup* snext = nullptr;  // delivered or cancelled
+  bool in_started = false;
+  bool ready = false;       // answered and taken by the loop (Delivering)
   // Written before the lookup is queued; read by the worker.
   addrinfo hints{};
   char host[256] = "";
@@ -124,6 +130,11 @@ struct Resolver {
   // The loop's only.
   event* wake_ev = nullptr;  // pending while live > 0, so that it keeps the loop running
   int live = 0;              // lookups started, neither delivered nor cancelled
+  // Every live lookup in the order started: answers for the same name are
+  // delivered in that order (listen("localhost") then connect("localhost")
+  // binds before it connects, whichever worker finishes first).
+  Lookup* started_head = nullptr;
+  Lookup* started_tail = nullptr;
 };
 
 namespace {
@@ -195,6 +206,30 @@ void unlive(Resolver* r) noexcept {
   if (--r->live == 0) event_del(r->wake_ev);
 }
 
+void started_push(Resolver* r, Lookup* lk) noexcept {
+  lk->snext = nullptr;
+  lk->sprev = r->started_tail;
+  (r->started_tail ? r->started_tail->snext : r->started_head) = lk;
+  r->started_tail = lk;
+  lk->in_started = true;
+}
+
+void started_remove(Resolver* r, Lookup* lk) noexcept {
+  if (!lk->in_started) return;
+  (lk->sprev ? lk->sprev->snext : r->started_head) = lk->snext;
+  (lk->snext ? lk->snext->sprev : r->started_tail) = lk->sprev;
+  lk->sprev = lk->snext = nullptr;
+  lk->in_started = false;
+}
+
+// An answer waits while a lookup of the same name started before it is
+// still unanswered.
+bool held(const Lookup* lk) noexcept {
+  for (const Lookup* e = lk->sprev; e; e = e->sprev)
+    if (!e->ready && strcasecmp(e->host, lk->host) == 0) return true;
+  return false;
+}
+
 void on_wake(evutil_socket_t fd, short, void* arg) {
   Resolver* r = static_cast<Context*>(arg)->resolver;
   // Drain first: a byte written after this belongs to answers not taken below.
@@ -206,6 +241,17 @@ void on_wake(evutil_socket_t fd, short, void* arg) {
     std::lock_guard<std::mutex> lock(r->mu);
     batch.take(r->answered);
     for (Lookup* lk = batch.head; lk; lk = lk->next) lk->state = LookupState::Delivering;
+  }
+  for (Lookup* lk = batch.head; lk; lk = lk->next) lk->ready = true;
+  batch.head = batch.tail = nullptr;  // the lookups stay in started until delivered
+  // What can be delivered now, in the order started.
+  for (Lookup* lk = r->started_head; lk;) {
+    Lookup* next = lk->snext;
+    if (lk->ready && !held(lk)) {
+      started_remove(r, lk);
+      batch.push(lk);
+    }
+    lk = next;
   }
   // done() never runs Lua (objects defer their callbacks), but it may start
   // or cancel lookups: a cancelled one of this batch has its owner cleared.
@@ -299,6 +345,7 @@ Lookup* lookup_start(Context* ctx, const char* host, int port, bool passive, Loo
     return nullptr;
   }
   r->live++;
+  started_push(r, lk);
   lk->done = done;
   lk->owner = owner;
   lk->hints = hints;
@@ -321,6 +368,7 @@ Lookup* lookup_start(Context* ctx, const char* host, int port, bool passive, Loo
   if (stranded) r->queue.remove(lk);
   lock.unlock();
   if (!stranded) return lk;
+  started_remove(r, lk);
   delete lk;
   unlive(r);
   done(owner, EAI_AGAIN, nullptr);
@@ -348,8 +396,14 @@ void lookup_cancel(Context* ctx, Lookup* lk) noexcept {
     }
   }
   lk->owner = nullptr;
+  bool waiting = lk->in_started;  // answers of the same name may wait for this one
+  // Answered and held back in started: the loop's to free. (One in the
+  // batch on_wake is delivering has left started; on_wake frees it.)
+  if (lk->ready && lk->in_started) ours = true;
+  started_remove(r, lk);
   unlive(r);
   if (ours) free_lookup(lk);
+  if (waiting && r->live > 0) event_active(r->wake_ev, EV_READ, 0);
 }
 
 void resolver_close(Context* ctx) noexcept {
@@ -358,6 +412,14 @@ void resolver_close(Context* ctx) noexcept {
   ctx->resolver = nullptr;
   event_free(r->wake_ev);
   r->wake_ev = nullptr;
+  // Answered lookups held back for an earlier one of the same name are the
+  // loop's: freed here (the others are in the lists below or a worker's).
+  for (Lookup* lk = r->started_head; lk;) {
+    Lookup* next = lk->snext;
+    if (lk->ready) free_lookup(lk);
+    lk = next;
+  }
+  r->started_head = r->started_tail = nullptr;
   LookupList dropped;
   std::unique_lock<std::mutex> lock(r->mu);
   r->closed = true;

@@ -4,6 +4,7 @@
 #include "conn.hh"
 #include "errors.hh"
 #include "objects.hh"
+#include "tls.hh"
 #include "unix.hh"
 
 #include <event2/event.h>
@@ -22,15 +23,18 @@ namespace {
 
 const char kTypeName[] = "net.TCPSocket";
 
-enum Slot { kConnected = 1, kData, kDisconnected, kError, kDrain, kEnd, kSlots = kEnd };
+enum Slot { kConnected = 1, kData, kDisconnected, kError, kDrain, kEnd, kSecured, kSlots = kSecured };
 const char* const kCallbackNames[] = {"connected", "data", "disconnected", "error",
-                                      "drain",     "end",  nullptr};
+                                      "drain",     "end",  "secured",      nullptr};
 
 enum Pending : unsigned { kStart = 1, kAttempt = 2, kFinish = 4 };
 
 struct Socket final : ConnOwner {
   Conn conn;
   Options opt;  // from the constructor; the connection copies its own
+  SendProxy send_proxy;  // the constructor's send_proxy option
+  SendProxy preface;     // the current connection's PROXY header (len 0: none)
+  TlsConfig* tls = nullptr;  // the current connect()'s tls context (a reference)
   char host[256] = "";
   int port = 0;
   Lookup* lookup = nullptr;
@@ -47,7 +51,13 @@ struct Socket final : ConnOwner {
   void conn_data(Conn* c, const char* data, size_t len) noexcept override;
   void conn_drain(Conn* c) noexcept override;
   void conn_end(Conn* c) noexcept override;
+  void conn_secured(Conn* c) noexcept override;
   void conn_closed(Conn* c) noexcept override;
+  bool conn_data_callback(Conn*, Call* call) noexcept override {
+    call->key = this;
+    call->slot = kData;
+    return true;
+  }
 };
 
 void fire_simple(Socket* s, int slot) {
@@ -126,8 +136,18 @@ void on_lookup(void* owner, int err, evutil_addrinfo* ai) {
 
 void on_timeout(evutil_socket_t, short, void* arg) {
   Socket* s = static_cast<Socket*>(arg);
-  if (s->conn.state == ConnState::Resolving || s->conn.state == ConnState::Connecting)
+  if (s->conn.state == ConnState::Resolving || s->conn.state == ConnState::Connecting) {
     fail(s, "timed out", "ETIMEDOUT");
+  } else if (s->conn.state == ConnState::Open && !s->connected_fired && tls_handshaking(&s->conn)) {
+    // timeout covers resolution, connect and the TLS handshake together.
+    char endpoint[kEndpointLen];
+    format_endpoint(endpoint, sizeof endpoint, s->host, s->port);
+    std::snprintf(s->msg, sizeof s->msg, "TLS handshake with %s failed: timed out", endpoint);
+    s->code = kCodeTlsHandshakeTimeout;
+    s->error_due = true;
+    clear_attempt(s);
+    conn_close(&s->conn, EndKind::Orderly, 0);
+  }
 }
 
 // "unix:/path", "unix:@name": no lookup, one address.
@@ -220,11 +240,27 @@ void Socket::conn_connect_result(Conn* c, int err) noexcept {
     defer(c->ctx, &c->defer);
     return;
   }
-  clear_attempt(this);
+  if (addrs) evutil_freeaddrinfo(addrs);
+  addrs = next_addr = nullptr;
+  if (preface.len > 0) {
+    // Plaintext even under TLS (a load balancer reads it before the
+    // handshake). A new connection's send buffer is empty: it all fits.
+    ssize_t n = ::send(c->fd, preface.bytes, preface.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n != static_cast<ssize_t>(preface.len)) {
+      fail_errno(this, n < 0 ? errno : EAGAIN);
+      return;
+    }
+  }
   if (!conn_opened(c)) {
     fail_errno(this, ENOMEM);
     return;
   }
+  if (tls) {
+    // 'connected' after the handshake (conn_secured); timeout covers it too.
+    if (!tls_start(c, tls, TlsRole::Client, host, &c->opt, false)) fail_errno(this, ENOMEM);
+    return;
+  }
+  clear_attempt(this);
   connected_fired = true;
   fire_simple(this, kConnected);
   if (c->close_queued && c->state == ConnState::Open) {
@@ -246,6 +282,36 @@ void Socket::conn_drain(Conn*) noexcept { fire_simple(this, kDrain); }
 
 void Socket::conn_end(Conn*) noexcept { fire_simple(this, kEnd); }
 
+struct SecuredCall {
+  Socket* s;
+  Conn* c;
+};
+
+int secured_body(lua_State* L) {
+  SecuredCall* sc = static_cast<SecuredCall*>(lua_touserdata(L, 1));
+  push_anchored(L, sc->s);
+  if (lua_type(L, -1) != LUA_TUSERDATA || lua_getiuservalue(L, -1, kSecured) != LUA_TFUNCTION)
+    return 0;
+  push_tlsinfo(L, sc->c);
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+void Socket::conn_secured(Conn* c) noexcept {
+  if (tls_is_starttls(c)) {
+    SecuredCall sc{this, c};
+    dispatch(c->ctx, secured_body, &sc);
+    return;
+  }
+  clear_attempt(this);
+  connected_fired = true;
+  fire_simple(this, kConnected);
+  if (c->close_queued && c->state == ConnState::Open) {
+    c->close_queued = false;
+    conn_disconnect(c);
+  }
+}
+
 void Socket::conn_closed(Conn* c) noexcept {
   if (!error_due && c->end != EndKind::Orderly) {  // an established connection failed
     if (c->end == EndKind::IdleTimeout) {
@@ -253,12 +319,15 @@ void Socket::conn_closed(Conn* c) noexcept {
     } else {
       char endpoint[kEndpointLen];
       format_endpoint(endpoint, sizeof endpoint, host, port);
-      std::snprintf(msg, sizeof msg, "connection to %s failed: %s", endpoint,
-                    conn_end_reason(c));
+      std::snprintf(msg, sizeof msg,
+                    tls_handshake_failed(c) ? "TLS handshake with %s failed: %s"
+                                            : "connection to %s failed: %s",
+                    endpoint, conn_end_reason(c));
     }
     code = conn_end_code(c);
     error_due = true;
   }
+  if (timeout_ev) event_del(timeout_ev);  // a TLS handshake that ended early
   c->pending |= kFinish;
   defer(c->ctx, &c->defer);
 }
@@ -272,7 +341,11 @@ Socket* check_socket(lua_State* L) {
 int socket_new(lua_State* L) {
   Context* ctx = upvalue_context(L);
   Options opt;
+  SendProxy sp;
+  opt.send_proxy = &sp;
   parse_options(L, 1, 1, &opt);
+  opt.send_proxy = nullptr;
+  tls_options_prepare(L, &opt);
   // Made closed and empty, with its finalizer, before it owns anything.
   Socket* s = new (lua_newuserdatauv(L, sizeof(Socket), kSlots)) Socket();
   luaL_setmetatable(L, kTypeName);
@@ -282,6 +355,8 @@ int socket_new(lua_State* L) {
   s->conn.defer.run = run_deferred;
   s->conn.defer.owner = s;
   s->opt = opt;
+  s->send_proxy = sp;
+  tls_options_retain(L, &s->opt);
   return 1;
 }
 
@@ -304,7 +379,11 @@ int socket_connect(lua_State* L) {
   if (local) check_unix_host(L, 2, host, hlen, 3);
   int port = local ? 0 : check_port(L, 3);
   Options cur = s->opt;
+  SendProxy sp = s->send_proxy;
+  cur.send_proxy = &sp;
   parse_options(L, 5, 5, &cur);
+  cur.send_proxy = nullptr;
+  tls_options_prepare(L, &cur);
   if (s->conn.state != ConnState::Idle) {
     return luaL_error(L, "connect: socket is already %s%s", state_word(s->conn.state),
                       s->conn.state == ConnState::Closed
@@ -320,6 +399,9 @@ int socket_connect(lua_State* L) {
   anchor(L, s->conn.ctx, s, 1);  // the last call that may raise
   Conn* c = &s->conn;
   conn_create(c, cur);
+  tls_config_retain(cur.tls);
+  tls_config_release(s->tls);
+  s->tls = cur.tls;
   std::memcpy(s->host, host, hlen);
   s->host[hlen] = '\0';
   s->port = port;
@@ -329,6 +411,9 @@ int socket_connect(lua_State* L) {
   c->state = ConnState::Resolving;
   c->pending = kStart;
   defer(c->ctx, &c->defer);
+  // send_proxy: the PROXY header goes first, written as the connect
+  // completes, before anything queued and before a TLS handshake.
+  s->preface = sp;
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -351,7 +436,10 @@ void cancel_attempt(lua_State* L, Socket* s) {
 
 int socket_disconnect(lua_State* L) {
   Socket* s = check_socket(L);
-  conn_disconnect(&s->conn);
+  if (s->conn.state == ConnState::Open && !s->connected_fired)
+    s->conn.close_queued = true;  // in the TLS handshake: after 'connected'
+  else
+    conn_disconnect(&s->conn);
   return 0;
 }
 
@@ -417,7 +505,39 @@ int socket_gc(lua_State* L) {
   if (s->timeout_ev) event_free(s->timeout_ev);
   s->timeout_ev = nullptr;
   conn_release(&s->conn);
+  tls_options_release(&s->opt);
+  tls_config_release(s->tls);
+  s->tls = nullptr;
   return 0;
+}
+
+int socket_tlsinfo(lua_State* L) {
+  Socket* s = check_socket(L);
+  if (!s->connected_fired) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "not connected");
+    return 2;
+  }
+  return push_tlsinfo(L, &s->conn);
+}
+
+// client:starttls(ctx, options): upgrades the open plaintext connection;
+// 'secured(info)' follows the handshake, a failure ends the connection.
+int socket_starttls(lua_State* L) {
+  Socket* s = check_socket(L);
+  TlsConfig* cfg = check_tls_config(L, 2, true);
+  Options o = s->conn.opt;
+  parse_options(L, 3, 3, &o);
+  Conn* c = &s->conn;
+  if (c->state != ConnState::Open || !s->connected_fired)
+    return luaL_error(L, "starttls: socket is not connected");
+  if (c->tls) return luaL_error(L, "starttls: the connection already uses TLS");
+  if (c->write_end != WriteEnd::Open || c->read_eof)
+    return luaL_error(L, "starttls: the connection is half closed");
+  if (!tls_start(c, cfg, TlsRole::Client, s->host, &o, true))
+    return luaL_error(L, "starttls: out of memory");
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 int socket_tostring(lua_State* L) {
@@ -436,7 +556,8 @@ const luaL_Reg kMethods[] = {
     {"connect", socket_connect},   {"send", socket_send},       {"disconnect", socket_disconnect},
     {"close", socket_close},       {"shutdown", socket_shutdown}, {"pause", socket_pause},
     {"resume", socket_resume},     {"peer", socket_peer},       {"sockname", socket_sockname},
-    {"stats", socket_stats},       {nullptr, nullptr}};
+    {"stats", socket_stats},       {"tlsinfo", socket_tlsinfo}, {"starttls", socket_starttls},
+    {nullptr, nullptr}};
 
 const luaL_Reg kMeta[] = {{"__gc", socket_gc},
                           {"__close", socket_close},

@@ -64,6 +64,8 @@ namespace {
 //   svc.lnet.test     A 127.0.0.1 (no AAAA)
 //   six.lnet.test     AAAA ::1 (no A)
 //   slow.lnet.test    A 127.0.0.1, answered 1.5 s late
+//   first.lnet.test   A 127.0.0.1, the first A query answered 800 ms late,
+//                     later ones at once (a later lookup finishes first)
 //   silent.lnet.test  never answered
 class FakeDns {
  public:
@@ -129,19 +131,22 @@ class FakeDns {
       if (at + 5 > static_cast<size_t>(n)) continue;
       size_t qend = at + 5;  // the root label, QTYPE, QCLASS
       int qtype = q[at + 1] << 8 | q[at + 2];
+      int nth = 0;  // this query is the nth for its name and type
       {
         std::lock_guard<std::mutex> lock(mu_);
         counts_[name]++;
+        nth = ++type_counts_[name + "/" + std::to_string(qtype)];
       }
       if (name == "silent.lnet.test") continue;
       std::string rdata;  // one answer record's data, if any
       bool known = true;
-      if ((name == "svc.lnet.test" || name == "slow.lnet.test") && qtype == 1)
+      bool a_name = name == "svc.lnet.test" || name == "slow.lnet.test" || name == "first.lnet.test";
+      if (a_name && qtype == 1)
         rdata = std::string("\x7f\x00\x00\x01", 4);
       else if (name == "six.lnet.test" && qtype == 28)
         rdata = std::string(15, '\0') + '\x01';
       else
-        known = name == "svc.lnet.test" || name == "slow.lnet.test" || name == "six.lnet.test";
+        known = a_name || name == "six.lnet.test";
       std::string r(reinterpret_cast<char*>(q), qend);
       r[2] = static_cast<char>(0x81);            // QR, RD
       r[3] = static_cast<char>(known ? 0x80 : 0x83);  // RA; NOERROR or NXDOMAIN
@@ -156,7 +161,10 @@ class FakeDns {
         r += rdata;
       }
       d.reply = r;
-      d.due = Clock::now() + (name == "slow.lnet.test" ? milliseconds(1500) : milliseconds(0));
+      milliseconds delay(0);
+      if (name == "slow.lnet.test") delay = milliseconds(1500);
+      if (name == "first.lnet.test" && qtype == 1 && nth == 1) delay = milliseconds(800);
+      d.due = Clock::now() + delay;
       later.push_back(d);
     }
   }
@@ -165,6 +173,7 @@ class FakeDns {
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::map<std::string, int> counts_;
+  std::map<std::string, int> type_counts_;
   std::thread thread_;
 };
 
@@ -492,6 +501,9 @@ BOOST_AUTO_TEST_CASE(endpoint_format, *boost::unit_test::timeout(60)) {
 }
 
 NS_CASE(names_through_dns_hosts_and_search, Setup(), [] { return run_script("names"); }, seconds(60))
+// Answers for one name come in the order the lookups started, whichever
+// worker finishes first: listen(name) then connect(name) binds first.
+NS_CASE(same_name_answers_in_order, Setup(), [] { return run_script("order"); }, seconds(60))
 NS_CASE(nsswitch_files_only, with_nsswitch("hosts: files\n"), [] { return run_script("files_only"); },
         seconds(60))
 NS_CASE(timeout_bounds_resolution,

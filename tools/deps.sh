@@ -16,7 +16,9 @@ lnet_deps_packages=(
   libevent-dev libboost-test-dev
   lua-cjson lua-dkjson luarocks
   netcat-openbsd curl valgrind coreutils
-  socat python3
+  haproxy nginx-light libnginx-mod-stream
+  redis-server redis-tools lua-nginx-redis lua-copas lua-socket lua5.1
+  libssl-dev openssl python3 socat
 )
 
 # A command each package provides, to check with command -v where there is
@@ -34,6 +36,12 @@ lnet_deps_command() {
     valgrind) echo valgrind ;;
     coreutils) echo timeout ;;
     socat) echo socat ;;
+    haproxy) echo haproxy ;;
+    nginx-light) echo nginx ;;
+    redis-server) echo redis-server ;;
+    redis-tools) echo redis-benchmark ;;
+    lua5.1) echo lua5.1 ;;
+    openssl) echo openssl ;;
     python3) echo python3 ;;
     *) echo "" ;;
   esac

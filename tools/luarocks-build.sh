@@ -26,6 +26,13 @@ if ! pkg-config --exists libevent_core libevent_extra; then
   exit 1
 fi
 
+# TLS is optional (meson -Dtls=auto): without OpenSSL 3 the module builds
+# without it, and says so here and in net.features.tls.
+if ! pkg-config --exists 'openssl >= 3.0'; then
+  echo "lnet: OpenSSL 3 development files not found: building without TLS (net.features.tls = false)." >&2
+  echo "lnet: for TLS: apt-get install libssl-dev (Debian/Ubuntu), dnf install openssl-devel (Fedora), brew install openssl@3 (macOS)" >&2
+fi
+
 mkdir -p "$builddir/pkgconfig"
 
 # Compile against the headers of the Lua that luarocks builds for: describe

@@ -1,0 +1,292 @@
+// luaopen_net_co and luaopen_net_ngx: the coroutine layer and the OpenResty
+// compatibility layer. Both are Lua (co.lua, ngx.lua) compiled into net.so,
+// so that Lua's all-in-one loader finds them wherever net.so is. Their C
+// parts live here: the input buffer of a cosocket (the framing scanner
+// behind receive("*l") and receiveuntil) and a few helpers for net.ngx.
+#include "context.hh"
+#include "framing.hh"
+
+#include <cstring>
+#include <ctime>
+#include <new>
+
+namespace lnet {
+
+extern const char kCoLua[];
+extern const size_t kCoLua_len;
+extern const char kNgxLua[];
+extern const size_t kNgxLua_len;
+
+namespace {
+
+const char kBufferType[] = "net.co.Buffer";
+
+// A cosocket's received bytes. The Lua layer pushes what the connection
+// delivers and takes lines, counts or delimited parts out of it.
+struct Buffer {
+  FrameBuffer fb;
+  char delim[kMaxDelimiter];  // the last receiveuntil delimiter (for the scan memory)
+  size_t delim_len = 0;
+};
+
+Buffer* check_buffer(lua_State* L) {
+  return static_cast<Buffer*>(luaL_checkudata(L, 1, kBufferType));
+}
+
+// Pushes n bytes from the front and consumes them.
+void push_take(lua_State* L, Buffer* b, size_t n) {
+  lua_pushlstring(L, b->fb.begin(), n);
+  fb_consume(&b->fb, n);
+}
+
+int buffer_new(lua_State* L) {
+  new (lua_newuserdatauv(L, sizeof(Buffer), 0)) Buffer();
+  luaL_setmetatable(L, kBufferType);
+  return 1;
+}
+
+int buffer_gc(lua_State* L) {
+  Buffer* b = check_buffer(L);
+  fb_clear(&b->fb);
+  return 0;
+}
+
+// b:push(s) -> size; false when out of memory.
+int buffer_push(lua_State* L) {
+  Buffer* b = check_buffer(L);
+  size_t len = 0;
+  const char* s = luaL_checklstring(L, 2, &len);
+  if (!fb_append(&b->fb, s, len)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushinteger(L, static_cast<lua_Integer>(b->fb.size()));
+  return 1;
+}
+
+int buffer_size(lua_State* L) {
+  lua_pushinteger(L, static_cast<lua_Integer>(check_buffer(L)->fb.size()));
+  return 1;
+}
+
+// b:line(max) -> line without "\n" or "\r\n"; nil: no whole line yet;
+// false: the line is longer than max.
+int buffer_line(lua_State* L) {
+  Buffer* b = check_buffer(L);
+  FrameSpec spec;
+  spec.kind = FrameSpec::Line;
+  spec.max_message = static_cast<size_t>(luaL_checkinteger(L, 2));
+  const char* msg = nullptr;
+  size_t len = 0;
+  switch (fb_next(&b->fb, spec, &msg, &len)) {
+    case FrameStatus::Message:
+      lua_pushlstring(L, msg, len);
+      break;
+    case FrameStatus::More:
+      lua_pushnil(L);
+      break;
+    default:
+      lua_pushboolean(L, 0);
+      break;
+  }
+  return 1;
+}
+
+// b:take(n) -> n bytes, or nil when fewer are held.
+int buffer_take(lua_State* L) {
+  Buffer* b = check_buffer(L);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  if (n < 0 || static_cast<size_t>(n) > b->fb.size()) return 0;
+  push_take(L, b, static_cast<size_t>(n));
+  return 1;
+}
+
+// b:takeany(max) -> 1..max bytes and the bytes left, or nil when empty.
+int buffer_takeany(lua_State* L) {
+  Buffer* b = check_buffer(L);
+  lua_Integer max = luaL_checkinteger(L, 2);
+  size_t n = b->fb.size();
+  if (n == 0) return 0;
+  if (max > 0 && static_cast<size_t>(max) < n) n = static_cast<size_t>(max);
+  push_take(L, b, n);
+  lua_pushinteger(L, static_cast<lua_Integer>(b->fb.size()));
+  return 2;
+}
+
+// b:all() -> every byte held ("" when empty).
+int buffer_all(lua_State* L) {
+  Buffer* b = check_buffer(L);
+  push_take(L, b, b->fb.size());
+  return 1;
+}
+
+// b:upto(delim, inclusive[, size]) -> data, found
+//   Without size: the bytes before the delimiter (with it when inclusive)
+//   and true, the delimiter consumed; nil while it has not arrived.
+//   With size: at most size bytes known to come before the delimiter,
+//   found = false; or the rest before it (and the delimiter consumed),
+//   found = true; nil when neither is known yet.
+int buffer_upto(lua_State* L) {
+  Buffer* b = check_buffer(L);
+  size_t dlen = 0;
+  const char* d = luaL_checklstring(L, 2, &dlen);
+  bool inclusive = lua_toboolean(L, 3);
+  lua_Integer size = luaL_optinteger(L, 4, 0);
+  const char* key = d;
+  if (dlen <= kMaxDelimiter) {
+    if (dlen != b->delim_len || std::memcmp(b->delim, d, dlen) != 0) {
+      std::memcpy(b->delim, d, dlen);
+      b->delim_len = dlen;
+      b->fb.scanned = 0;
+    }
+    key = b->delim;  // a stable address: the scan goes on where it stopped
+  } else {
+    b->fb.scan_delim = nullptr;  // no memory for long delimiters
+  }
+  size_t pos = 0;
+  bool found = fb_find(&b->fb, key, dlen, &pos);
+  if (size <= 0) {
+    if (!found) return 0;
+    lua_pushlstring(L, b->fb.begin(), inclusive ? pos + dlen : pos);
+    fb_consume(&b->fb, pos + dlen);
+    lua_pushboolean(L, 1);
+    return 2;
+  }
+  size_t want = static_cast<size_t>(size);
+  if (found && pos <= want) {
+    lua_pushlstring(L, b->fb.begin(), inclusive ? pos + dlen : pos);
+    fb_consume(&b->fb, pos + dlen);
+    lua_pushboolean(L, 1);
+    return 2;
+  }
+  size_t held = b->fb.size();
+  size_t safe = found ? pos : (held >= dlen ? held - dlen + 1 : 0);
+  if (safe < want) return 0;
+  push_take(L, b, want);
+  lua_pushboolean(L, 0);
+  return 2;
+}
+
+const luaL_Reg kBufferMethods[] = {
+    {"push", buffer_push}, {"size", buffer_size}, {"line", buffer_line},
+    {"take", buffer_take}, {"takeany", buffer_takeany}, {"all", buffer_all},
+    {"upto", buffer_upto}, {nullptr, nullptr}};
+
+// --- helpers for net.ngx ----------------------------------------------------
+
+const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int encode_base64(lua_State* L) {
+  size_t n = 0;
+  const unsigned char* s = reinterpret_cast<const unsigned char*>(luaL_checklstring(L, 1, &n));
+  bool no_padding = lua_toboolean(L, 2);
+  luaL_Buffer out;
+  luaL_buffinit(L, &out);
+  size_t i = 0;
+  for (; i + 2 < n; i += 3) {
+    unsigned v = s[i] << 16 | s[i + 1] << 8 | s[i + 2];
+    char q[4] = {kB64[v >> 18], kB64[(v >> 12) & 63], kB64[(v >> 6) & 63], kB64[v & 63]};
+    luaL_addlstring(&out, q, 4);
+  }
+  if (i < n) {
+    unsigned v = s[i] << 16 | (i + 1 < n ? s[i + 1] << 8 : 0);
+    char q[4] = {kB64[v >> 18], kB64[(v >> 12) & 63], i + 1 < n ? kB64[(v >> 6) & 63] : '=', '='};
+    size_t keep = no_padding ? (i + 1 < n ? 3 : 2) : 4;
+    luaL_addlstring(&out, q, keep);
+  }
+  luaL_pushresult(&out);
+  return 1;
+}
+
+int b64_value(unsigned char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+// nil for input that is not base64 (as ngx.decode_base64).
+int decode_base64(lua_State* L) {
+  size_t n = 0;
+  const unsigned char* s = reinterpret_cast<const unsigned char*>(luaL_checklstring(L, 1, &n));
+  while (n > 0 && s[n - 1] == '=') n--;
+  if (n % 4 == 1) return 0;
+  luaL_Buffer out;
+  luaL_buffinit(L, &out);
+  unsigned acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < n; i++) {
+    int v = b64_value(s[i]);
+    if (v < 0) return 0;  // the buffer is dropped with the stack
+    acc = (acc << 6) | static_cast<unsigned>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      luaL_addchar(&out, static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  luaL_pushresult(&out);
+  return 1;
+}
+
+// Wall-clock seconds with milliseconds (ngx.now).
+int wall_time(lua_State* L) {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, static_cast<lua_Number>(ts.tv_sec) + static_cast<lua_Number>(ts.tv_nsec / 1000000) / 1000.0);
+  return 1;
+}
+
+const luaL_Reg kNgxHelpers[] = {{"encode_base64", encode_base64},
+                                {"decode_base64", decode_base64},
+                                {"now", wall_time},
+                                {nullptr, nullptr}};
+
+// Pushes require(name).
+void require_module(lua_State* L, const char* name) {
+  lua_getglobal(L, "require");
+  lua_pushstring(L, name);
+  lua_call(L, 1, 1);
+}
+
+// Loads an embedded chunk (raises its syntax error, which a build would
+// have caught).
+void load_embedded(lua_State* L, const char* src, size_t len, const char* name) {
+  if (luaL_loadbufferx(L, src, len, name, "t") != LUA_OK) lua_error(L);
+}
+
+}  // namespace
+
+}  // namespace lnet
+
+extern "C" LNET_EXPORT int luaopen_net_co(lua_State* L) {
+  using namespace lnet;
+  load_embedded(L, kCoLua, kCoLua_len, "=[net.co]");
+  require_module(L, "net");
+  if (luaL_newmetatable(L, kBufferType)) {
+    lua_newtable(L);
+    luaL_setfuncs(L, kBufferMethods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, buffer_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, buffer_new);
+  lua_call(L, 2, 1);
+  return 1;
+}
+
+extern "C" LNET_EXPORT int luaopen_net_ngx(lua_State* L) {
+  using namespace lnet;
+  load_embedded(L, kNgxLua, kNgxLua_len, "=[net.ngx]");
+  require_module(L, "net");
+  require_module(L, "net.co");
+  lua_newtable(L);
+  luaL_setfuncs(L, kNgxHelpers, 0);
+  lua_pushlightuserdata(L, nullptr);  // ngx.null, as in OpenResty (and cjson.null)
+  lua_setfield(L, -2, "null");
+  lua_call(L, 3, 1);
+  return 1;
+}

@@ -1,0 +1,884 @@
+-- net.co: sequential code on lnet's loop. Coroutines wait on sockets and
+-- timers; cosockets have the shape of OpenResty's ngx.socket.tcp (itself
+-- LuaSocket's, made non-blocking). Compiled into net.so (see co.cc): the
+-- chunk receives the net module and the constructor of the C input buffer.
+local net, new_buffer = ...
+
+local co = {}
+
+local coroutine_create, coroutine_resume = coroutine.create, coroutine.resume
+local coroutine_running, coroutine_status = coroutine.running, coroutine.status
+local coroutine_yield, coroutine_isyieldable = coroutine.yield, coroutine.isyieldable
+local setTimeout, clearTimeout, net_now = net.setTimeout, net.clearTimeout, net.now
+local type, error, select, tostring, tonumber = type, error, select, tostring, tonumber
+local pack, unpack, concat = table.pack, table.unpack, table.concat
+local math_type = math.type
+local traceback = debug.traceback
+
+local DEFAULT_TIMEOUT = 60000        -- ms, as OpenResty's lua_socket_*_timeout
+local DEFAULT_MAX_INPUT = 1 << 20    -- received bytes held before reading pauses
+local DEFAULT_MAX_LINE = 64 << 10
+local SEND_CHUNK = 256 << 10         -- a long string is queued in pieces this big
+local BATCH = 64 << 10               -- small pieces of a table are joined up to this
+
+---------------------------------------------------------------------------
+-- Threads: every coroutine started by co.spawn, co.listen or ngx.timer.at.
+-- A suspended coroutine waits with a token; only a wake-up that carries
+-- the current token resumes it, so a late timer or a stale wake-up is
+-- ignored.
+
+local threads = setmetatable({}, { __mode = "k" })  -- thread -> record
+local waiting = {}  -- suspended thread -> token (cleared when it resumes)
+local tokens = 0
+
+local step
+
+-- Every thread runs its function through body: an end returns DONE, a
+-- suspension yields nothing, so a resumption tells them apart at no cost.
+local DONE = {}
+local function body(rec, fn, ...)
+  rec.results = pack(true, fn(...))
+  return DONE
+end
+
+-- The coroutine has ended: an end wakes its waiter; an error nobody waits
+-- for propagates out of net.loop() with its own traceback.
+local function finished(th, ok, err)
+  local rec = threads[th]
+  if not ok then rec.results = pack(false, err) end
+  rec.done = true
+  if rec.on_exit then rec.on_exit() end
+  local waiter = rec.waiter
+  if waiter then
+    rec.waiter = nil
+    local token = rec.waiter_token
+    step(waiter, token, true)
+  elseif not ok then
+    error(traceback(th, type(err) == "string" and err or tostring(err)), 0)
+  end
+end
+
+-- Resumes a suspended thread with (at most) two values.
+local function resume_now(th, a, b)
+  local ok, r = coroutine_resume(th, a, b)
+  if ok and r ~= DONE then return end
+  return finished(th, ok, r)
+end
+
+-- Makes a thread running fn; first_resume(th, ...) starts it.
+local function new_thread(fn, rec)
+  local th = coroutine_create(body)
+  rec = rec or {}
+  rec.fn = fn
+  threads[th] = rec
+  return th
+end
+
+local function first_resume(th, ...)
+  local rec = threads[th]
+  local fn = rec.fn
+  rec.fn = nil
+  local ok, r = coroutine_resume(th, rec, fn, ...)
+  if ok and r ~= DONE then return end
+  return finished(th, ok, r)
+end
+
+-- Resumes th if it still waits with token. From inside a coroutine the
+-- resumption is deferred to the loop (no coroutine runs nested in another).
+function step(th, token, ...)
+  if waiting[th] ~= token then return end
+  if coroutine_isyieldable() then
+    local a, b = ...
+    setTimeout(function()
+      if waiting[th] ~= token then return end
+      waiting[th] = nil
+      resume_now(th, a, b)
+    end, 0)
+    return
+  end
+  waiting[th] = nil
+  return resume_now(th, ...)
+end
+
+local function current(level)
+  local th, main = coroutine_running()
+  if main then
+    error("net.co: this call waits, so it must run in a coroutine (co.spawn)", level or 3)
+  end
+  return th
+end
+
+-- Makes a token for the running coroutine; wake it with step(th, token, ...).
+local function prepare(level)
+  local th = current((level or 3) + 1)
+  tokens = tokens + 1
+  waiting[th] = tokens
+  return th, tokens
+end
+
+local function on_timer(th, token) step(th, token, "timeout") end
+
+-- Yields until step(th, token, ...) or, after ms (nil: never), "timeout".
+local function suspend(th, token, ms)
+  local timer = ms and setTimeout(on_timer, ms, th, token)
+  local r, data = coroutine_yield()
+  if timer then clearTimeout(timer) end
+  waiting[th] = nil
+  return r, data
+end
+
+local function start(th, ...)
+  waiting[th] = nil
+  return first_resume(th, ...)
+end
+
+-- co.spawn(fn, ...) -> thread: runs fn(...) as a coroutine, started from
+-- the loop.
+function co.spawn(fn, ...)
+  if type(fn) ~= "function" then
+    error(("bad argument #1 to 'spawn' (function expected, got %s)"):format(type(fn)), 2)
+  end
+  local th = new_thread(fn)
+  setTimeout(start, 0, th, ...)
+  return th
+end
+
+-- co.wait(thread) -> true, results... | false, message
+function co.wait(th)
+  local rec = type(th) == "thread" and threads[th]
+  if not rec then
+    error("bad argument #1 to 'wait' (a thread made by co.spawn expected)", 2)
+  end
+  if not rec.done then
+    if rec.waiter then error("co.wait: another coroutine already waits for this thread", 2) end
+    local me, token = prepare(2)
+    rec.waiter, rec.waiter_token = me, token
+    suspend(me, token, nil)
+  end
+  local r = rec.results
+  return unpack(r, 1, r.n)
+end
+
+-- co.kill(thread) -> true | nil, message: ends a thread that is waiting.
+function co.kill(th)
+  local rec = type(th) == "thread" and threads[th]
+  if not rec then return nil, "not a thread made by co.spawn" end
+  if rec.done then return nil, "already ended" end
+  if coroutine_status(th) ~= "suspended" then return nil, "running" end
+  waiting[th] = nil
+  coroutine.close(th)
+  rec.done = true
+  rec.results = pack(false, "killed")
+  if rec.on_exit then rec.on_exit() end
+  local waiter = rec.waiter
+  if waiter then
+    rec.waiter = nil
+    step(waiter, rec.waiter_token, true)
+  end
+  return true
+end
+
+-- co.sleep(ms): 0 lets every other ready coroutine and callback run first.
+function co.sleep(ms)
+  if math_type(ms) == nil then
+    error(("bad argument #1 to 'sleep' (number expected, got %s)"):format(type(ms)), 2)
+  end
+  local th, token = prepare(2)
+  suspend(th, token, ms > 0 and ms or 0)
+end
+
+co.running = coroutine_running
+
+---------------------------------------------------------------------------
+-- Connections. A record holds the net object, the input buffer and who
+-- waits on it; a cosocket (the object users hold) points to a record while
+-- it is connected, and a record outlives its cosocket in the pool.
+
+local function c_send(c, s)
+  if c.id then return c.srv:send(c.id, s) end
+  return c.sock:send(s)
+end
+
+local function c_pause(c)
+  if c.id then c.srv:pause(c.id) else c.sock:pause() end
+end
+
+local function c_resume(c)
+  if c.id then c.srv:resume(c.id) else c.sock:resume() end
+end
+
+local function c_disconnect(c)
+  if c.id then c.srv:disconnect(c.id) else c.sock:disconnect() end
+end
+
+local function c_close(c)
+  if c.id then c.srv:close(c.id) else c.sock:close() end
+end
+
+local function c_shutdown(c)
+  if c.id then c.srv:shutdown(c.id) else c.sock:shutdown() end
+end
+
+local function new_record(opts)
+  return {
+    buf = new_buffer(),
+    max_input = opts and opts.max_input or DEFAULT_MAX_INPUT,
+    max_line = opts and opts.max_line or DEFAULT_MAX_LINE,
+    open = false, closed = false, paused = false, uses = 0,
+  }
+end
+
+local on_data, clear_read_timer
+
+local function wake_all(c)
+  clear_read_timer(c)
+  if c.reader then step(c.reader, c.rtoken, "closed") end
+  if c.writer then step(c.writer, c.wtoken, "closed") end
+  if c.connector then step(c.connector, c.ctoken, "closed") end
+end
+
+local pools = {}  -- key -> array of idle records (most recent last)
+
+local function unpool(c)
+  local list = pools[c.pool]
+  if c.idle_timer then clearTimeout(c.idle_timer); c.idle_timer = nil end
+  c.pooled = false
+  if not list then return end
+  for i = #list, 1, -1 do
+    if list[i] == c then table.remove(list, i); break end
+  end
+  if #list == 0 then pools[c.pool] = nil end
+end
+
+-- 'data' for a record: a reader waiting in receiveany() on an empty
+-- buffer gets the string as it is (the echo's hot path, inlined).
+local function data_to(c, d)
+  local reader = c.reader
+  if reader and c.direct and waiting[reader] == c.rtoken then
+    waiting[reader] = nil
+    local ok, r = coroutine_resume(reader, nil, d)
+    if ok and r ~= DONE then return end
+    return finished(reader, ok, r)
+  end
+  return on_data(c, d)
+end
+
+function on_data(c, d)
+  if c.pooled then  -- nobody asked for it: the connection is not reusable
+    unpool(c)
+    c_close(c)
+    return
+  end
+  local size = c.buf:push(d)
+  if not size then  -- out of memory: cut the stream visibly
+    c.err = "out of memory for received data"
+    c_close(c)
+    return
+  end
+  c.nbuf = size
+  if size > c.max_input and not c.paused then
+    c.paused = true
+    c_pause(c)
+  end
+  local reader = c.reader
+  -- From a 'data' callback, never inside a coroutine: resume at once.
+  if reader and waiting[reader] == c.rtoken then
+    waiting[reader] = nil
+    return resume_now(reader)
+  end
+end
+
+local function on_drain(c)
+  if c.writer then step(c.writer, c.wtoken) end
+end
+
+local function on_closed(c, reason, code)
+  c.closed = true
+  if reason and not c.err then c.err, c.code = reason, code end
+  if c.pooled then unpool(c) end
+  wake_all(c)
+end
+
+local function client_callbacks(c)
+  return {
+    connected = function()
+      c.open = true
+      if c.connector then step(c.connector, c.ctoken, "connected") end
+    end,
+    data = function(d) return data_to(c, d) end,
+    drain = function() on_drain(c) end,
+    error = function(msg, code)
+      c.err, c.code = msg, code
+      if not c.open then on_closed(c) end  -- a failed connect: no 'disconnected'
+    end,
+    disconnected = function() on_closed(c) end,
+  }
+end
+
+---------------------------------------------------------------------------
+-- Cosockets
+
+local Cosocket = {}
+Cosocket.__index = Cosocket
+Cosocket.__name = "net.co.Socket"
+
+local function new_cosocket(c, opts)
+  return setmetatable({
+    c = c,
+    connect_timeout = DEFAULT_TIMEOUT, send_timeout = DEFAULT_TIMEOUT,
+    read_timeout = DEFAULT_TIMEOUT, opts = opts, reused = 0,
+  }, Cosocket)
+end
+
+-- co.tcp([options]) -> cosocket (options: max_input, max_line).
+function co.tcp(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #1 to 'tcp' (table expected, got %s)"):format(type(opts)), 2)
+  end
+  return new_cosocket(nil, opts)
+end
+
+function Cosocket:__tostring()
+  local c = self.c
+  if not c or c.closed then return "net.co.Socket (closed)" end
+  return "net.co.Socket (" .. (c.key or "connected") .. ")"
+end
+
+local function ms_arg(v, n, fname)
+  if v == nil then return nil end
+  if type(v) ~= "number" or v < 0 then
+    error(("bad argument #%d to '%s' (milliseconds expected, got %s)"):format(n, fname,
+      type(v) == "number" and tostring(v) or type(v)), 3)
+  end
+  return v
+end
+
+-- settimeout(ms): connect, send and read alike; nil: never time out.
+function Cosocket:settimeout(ms)
+  ms = ms_arg(ms, 1, "settimeout")
+  self.connect_timeout, self.send_timeout, self.read_timeout = ms, ms, ms
+  return 1
+end
+
+function Cosocket:settimeouts(connect, send, read)
+  self.connect_timeout = ms_arg(connect, 1, "settimeouts")
+  self.send_timeout = ms_arg(send, 2, "settimeouts")
+  self.read_timeout = ms_arg(read, 3, "settimeouts")
+  return 1
+end
+
+-- Options that are ours, not TCPSocket's.
+local own_options = { pool = true, pool_size = true, backlog = true,
+                      max_input = true, max_line = true }
+
+local function net_options(opts)
+  if opts == nil then return nil end
+  local out
+  for k, v in pairs(opts) do
+    if not own_options[k] then
+      out = out or {}
+      out[k] = v
+    end
+  end
+  return out
+end
+
+-- connect(host, port[, options]) -> 1 | nil, message
+function Cosocket:connect(host, port, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #3 to 'connect' (table expected, got %s)"):format(type(opts)), 2)
+  end
+  if self.c then self:close() end
+  local key = opts and opts.pool or (tostring(host) .. ":" .. tostring(port))
+  local list = pools[key]
+  if list then
+    while #list > 0 do
+      local c = list[#list]
+      unpool(c)
+      if not c.closed then
+        c.uses = c.uses + 1
+        self.c, self.reused = c, c.uses
+        return 1
+      end
+    end
+  end
+  local th, token = prepare(2)
+  local c = new_record(self.opts)
+  if opts then
+    c.max_input = opts.max_input or c.max_input
+    c.max_line = opts.max_line or c.max_line
+  end
+  c.pool, c.key = key, key
+  local sock = net.TCPSocket()
+  c.sock = sock
+  sock:connect(host, port, client_callbacks(c), net_options(opts))  -- raises for bad arguments
+  c.connector, c.ctoken = th, token
+  local r = suspend(th, token, self.connect_timeout)
+  c.connector = nil
+  if r == "connected" then
+    self.c, self.reused = c, 0
+    return 1
+  end
+  sock:close()
+  if r == "timeout" then return nil, "timeout" end
+  return nil, c.err or "closed", c.code
+end
+
+-- The connection ended under a call: nil, message (and the partial data).
+local function ended(self, c, partial)
+  self.c = nil
+  if c.err then return nil, c.err, partial, c.code end
+  return nil, "closed", partial
+end
+
+-- A non-timeout failure closes the connection.
+local function failed(self, c, msg)
+  self.c = nil
+  c_close(c)
+  return nil, msg
+end
+
+local function consumed(c)
+  if c.paused and c.buf:size() <= c.max_input then
+    c.paused = false
+    if not c.closed then c_resume(c) end
+  end
+end
+
+-- A read's timeout: one timer per connection, armed for the earliest
+-- deadline and left running across reads that end in time (a timer per read
+-- would cost more than the read); when it fires before the current read's
+-- deadline it is armed again. Cleared when the connection ends or is pooled.
+local function read_timer_fired(c)
+  c.rtimer = nil
+  local deadline = c.rdeadline
+  if not deadline or not c.reader then return end
+  local left = deadline - net_now()
+  if left > 0 then
+    c.rtimer, c.rtimer_at = setTimeout(read_timer_fired, left, c), deadline
+    return
+  end
+  step(c.reader, c.rtoken, "timeout")
+end
+
+function clear_read_timer(c)
+  if c.rtimer then
+    clearTimeout(c.rtimer)
+    c.rtimer = nil
+  end
+end
+
+-- Waits for more input (or the end). Returns "timeout" or nil, and the
+-- data itself when direct (receiveany on an empty buffer) and it came.
+local function wait_input(self, c, deadline, direct)
+  if deadline then
+    local ms = deadline - net_now()
+    if ms <= 0 then return "timeout" end
+    c.rdeadline = deadline
+    local timer = c.rtimer
+    if not timer or c.rtimer_at > deadline then
+      if timer then clearTimeout(timer) end
+      c.rtimer, c.rtimer_at = setTimeout(read_timer_fired, ms, c), deadline
+    end
+  end
+  if c.paused then  -- the reader asks for more: read past the limit
+    c.paused = false
+    c_resume(c)
+  end
+  -- prepare() and suspend() inlined: this is every read's hot path.
+  local th, main = coroutine_running()
+  if main then error("net.co: this call waits, so it must run in a coroutine (co.spawn)", 4) end
+  local token = tokens + 1
+  tokens = token
+  waiting[th] = token
+  c.reader, c.rtoken, c.direct = th, token, direct
+  local r, data = coroutine_yield()
+  waiting[th] = nil
+  c.reader, c.direct, c.rdeadline = nil, nil, nil
+  if r == "timeout" then return r end
+  return nil, data
+end
+
+local function deadline_of(ms)
+  return ms and net_now() + ms
+end
+
+local function read_line(self, c)
+  c.nbuf = nil
+  local buf, deadline = c.buf, nil
+  while true do
+    local line = buf:line(c.max_line)
+    if line then
+      if c.paused then consumed(c) end
+      return line
+    end
+    if line == false then return failed(self, c, "line too long") end
+    if c.closed then return ended(self, c, buf:all()) end
+    deadline = deadline or deadline_of(self.read_timeout)
+    if wait_input(self, c, deadline) then return nil, "timeout", buf:all() end
+  end
+end
+
+local function read_count(self, c, n)
+  c.nbuf = nil
+  local buf, deadline = c.buf, nil
+  while true do
+    local s = buf:take(n)
+    if s then
+      if c.paused then consumed(c) end
+      return s
+    end
+    if c.closed then return ended(self, c, buf:all()) end
+    deadline = deadline or deadline_of(self.read_timeout)
+    if wait_input(self, c, deadline) then return nil, "timeout", buf:all() end
+  end
+end
+
+local function read_all(self, c)
+  c.nbuf = nil
+  local buf, deadline = c.buf, nil
+  while not c.closed do
+    deadline = deadline or deadline_of(self.read_timeout)
+    if wait_input(self, c, deadline) then return nil, "timeout", buf:all() end
+  end
+  self.c = nil
+  if c.err then return nil, c.err, buf:all(), c.code end
+  return buf:all()
+end
+
+-- receive([pattern]): "*l"/"l" (default), "*a"/"a", or a byte count.
+function Cosocket:receive(pat)
+  local c = self.c
+  if not c then return nil, "closed" end
+  if pat == nil or pat == "*l" or pat == "l" then return read_line(self, c) end
+  if pat == "*a" or pat == "a" then return read_all(self, c) end
+  local n = tonumber(pat)
+  if n == nil or n < 0 or n ~= n // 1 then
+    error(("bad argument #1 to 'receive' (invalid pattern %s)"):format(tostring(pat)), 2)
+  end
+  return read_count(self, c, n // 1)
+end
+
+-- receiveany(max): whatever has arrived, at most max bytes.
+function Cosocket:receiveany(max)
+  if max ~= self.any_max then  -- checked once per value (a hot path)
+    if math_type(max) ~= "integer" or max <= 0 then
+      error("bad argument #1 to 'receiveany' (positive integer expected)", 2)
+    end
+    self.any_max = max
+  end
+  local c = self.c
+  if not c then return nil, "closed" end
+  local buf, deadline = c.buf, nil
+  while true do
+    if c.nbuf ~= 0 then  -- nbuf: bytes buffered when known, else nil
+      local s, left = buf:takeany(max)
+      if s then
+        c.nbuf = left
+        if c.paused then consumed(c) end
+        return s
+      end
+      c.nbuf = 0
+    end
+    if c.closed then return ended(self, c, nil) end
+    if not deadline then
+      local ms = self.read_timeout
+      deadline = ms and net_now() + ms
+    end
+    local r, data = wait_input(self, c, deadline, true)
+    if r then return nil, "timeout" end
+    if data then
+      if #data <= max then return data end
+      c.nbuf = nil
+      buf:push(data)  -- more than asked for: the rest stays buffered
+      local size = buf:size()
+      if size > c.max_input and not c.paused then
+        c.paused = true
+        c_pause(c)
+      end
+    end
+  end
+end
+
+-- receiveuntil(delimiter[, {inclusive = bool}]) -> iterator([size])
+function Cosocket:receiveuntil(delim, opts)
+  if type(delim) ~= "string" or delim == "" then
+    error("bad argument #1 to 'receiveuntil' (non-empty string expected)", 2)
+  end
+  local inclusive = opts and opts.inclusive or false
+  local part_done = false
+  return function(size)
+    local c = self.c
+    if not c then return nil, "closed" end
+    if size ~= nil and (math_type(size) ~= "integer" or size <= 0) then
+      error("bad argument #1 to iterator (positive integer expected)", 2)
+    end
+    if size and part_done then
+      part_done = false
+      return nil
+    end
+    local buf, deadline = c.buf, nil
+    c.nbuf = nil
+    while true do
+      local data, found = buf:upto(delim, inclusive, size)
+      if data then
+        if c.paused then consumed(c) end
+        if size and found then
+          if data == "" then return nil end
+          part_done = true
+        end
+        return data
+      end
+      if c.closed then return ended(self, c, buf:all()) end
+      deadline = deadline or deadline_of(self.read_timeout)
+      if wait_input(self, c, deadline) then return nil, "timeout", buf:all() end
+    end
+  end
+end
+
+-- send() gave r: false (queued above the high-water mark: wait for the
+-- queue to drain) or nil (failed: the connection is closed).
+local function after_send(self, c, r, msg, code)
+  if r == nil then
+    self.c = nil
+    c_close(c)
+    return nil, c.err or msg, code
+  end
+  local deadline = deadline_of(self.send_timeout)
+  -- Above the high-water mark: wait for 'drain'.
+  local th, token = prepare(3)
+  c.writer, c.wtoken = th, token
+  local res = suspend(th, token, deadline and deadline - net.now())
+  c.writer = nil
+  if res == "timeout" then return failed(self, c, "timeout") end
+  if c.closed then
+    self.c = nil
+    return nil, c.err or "closed", c.code
+  end
+  return true
+end
+
+-- Queues s, waiting for the queue to drain when it is above its high-water mark.
+local function put(self, c, s)
+  local r, msg, code = c_send(c, s)
+  if r then return true end
+  return after_send(self, c, r, msg, code)
+end
+
+local function put_string(self, c, s)
+  local n = #s
+  if n <= SEND_CHUNK then return put(self, c, s) end
+  for i = 1, n, SEND_CHUNK do
+    local ok, err, code = put(self, c, s:sub(i, i + SEND_CHUNK - 1))
+    if not ok then return nil, err, code end
+  end
+  return true
+end
+
+-- send(data): a string or a (nested) array of strings and numbers -> bytes sent.
+function Cosocket:send(data)
+  local c = self.c
+  if not c or c.closed then return nil, "closed" end
+  local t = type(data)
+  if t == "string" then
+    local n = #data
+    if n <= SEND_CHUNK then  -- the common case, inline
+      local r, msg, code
+      if c.id then r, msg, code = c.srv:send(c.id, data) else r, msg, code = c.sock:send(data) end
+      if r then return n end
+      local ok, err, code2 = after_send(self, c, r, msg, code)
+      if not ok then return nil, err, code2 end
+      return n
+    end
+    local ok, err, code = put_string(self, c, data)
+    if not ok then return nil, err, code end
+    return #data
+  end
+  if t == "number" then return self:send(tostring(data)) end
+  if t ~= "table" then
+    error(("bad argument #1 to 'send' (string or table expected, got %s)"):format(t), 2)
+  end
+  if #data <= 32 then  -- a small flat array (a protocol command): one string
+    local ok, s = pcall(concat, data)
+    if ok then return self:send(s) end
+  end
+  -- Small pieces are joined into batches; a big one goes on its own, so a
+  -- table of large strings is never copied into one string.
+  local parts, np, held, total = {}, 0, 0, 0
+  local failure, fcode
+  local function flush()
+    if np == 0 then return true end
+    local s = np == 1 and parts[1] or concat(parts, "", 1, np)
+    np, held = 0, 0
+    local ok, err, code = put_string(self, c, s)
+    if not ok then failure, fcode = err, code end
+    return ok
+  end
+  local function walk(tbl, depth)
+    if depth > 100 then error("bad argument #1 to 'send' (table nested too deeply)", depth + 3) end
+    for i = 1, #tbl do
+      local v = tbl[i]
+      local tv = type(v)
+      if tv == "table" then
+        if not walk(v, depth + 1) then return false end
+      else
+        if tv == "number" then
+          v = tostring(v)
+        elseif tv ~= "string" then
+          error(("bad argument #1 to 'send' (non-string %s in the table)"):format(tv), depth + 3)
+        end
+        local len = #v
+        total = total + len
+        if len >= BATCH then
+          if not flush() then return false end
+          local ok, err, code = put_string(self, c, v)
+          if not ok then failure, fcode = err, code; return false end
+        else
+          np = np + 1
+          parts[np] = v
+          held = held + len
+          if held >= BATCH and not flush() then return false end
+        end
+      end
+    end
+    return true
+  end
+  if not walk(data, 0) or not flush() then return nil, failure, fcode end
+  return total
+end
+
+-- close(): queued bytes are still sent, then the connection closes.
+function Cosocket:close()
+  local c = self.c
+  if not c then return nil, "closed" end
+  self.c = nil
+  if not c.closed then
+    c_disconnect(c)
+    c.closed = true
+    wake_all(c)
+  end
+  return 1
+end
+
+function Cosocket:shutdown()
+  local c = self.c
+  if not c or c.closed then return nil, "closed" end
+  c_shutdown(c)
+  return 1
+end
+
+function Cosocket:getreusedtimes()
+  if not self.c then return nil, "closed" end
+  return self.reused
+end
+
+-- setkeepalive([idle_ms[, size]]): back to the pool of its host and port.
+function Cosocket:setkeepalive(idle_ms, size)
+  local c = self.c
+  if not c or c.closed then self.c = nil; return nil, "closed" end
+  if c.id then return self:close() end  -- a server's connection has no pool
+  if c.buf:size() > 0 or c.reader or c.writer then
+    self:close()
+    return nil, "unread data in buffer"
+  end
+  idle_ms = ms_arg(idle_ms, 1, "setkeepalive") or DEFAULT_TIMEOUT
+  size = size or 30
+  self.c = nil
+  local list = pools[c.pool]
+  if not list then list = {}; pools[c.pool] = list end
+  if #list >= size then  -- full: the least recently used one goes
+    local old = table.remove(list, 1)
+    if old.idle_timer then clearTimeout(old.idle_timer); old.idle_timer = nil end
+    old.pooled = false
+    c_close(old)
+  end
+  list[#list + 1] = c
+  c.pooled = true
+  clear_read_timer(c)
+  if c.paused then c.paused = false; c_resume(c) end  -- to see the peer close it
+  if idle_ms > 0 then
+    c.idle_timer = setTimeout(function()
+      c.idle_timer = nil
+      unpool(c)
+      c_close(c)
+    end, idle_ms)
+  end
+  return 1
+end
+
+-- co.closepool(): closes every idle pooled connection (they keep the loop
+-- running until their idle timeout otherwise).
+function co.closepool()
+  local all = pools
+  pools = {}
+  for _, list in pairs(all) do
+    for i = 1, #list do
+      local c = list[i]
+      if c.idle_timer then clearTimeout(c.idle_timer); c.idle_timer = nil end
+      c.pooled = false
+      c_close(c)
+    end
+  end
+end
+
+function Cosocket:peer()
+  local c = self.c
+  if not c then return nil, "closed" end
+  if c.id then return c.srv:peer(c.id) end
+  return c.sock:peer()
+end
+
+function Cosocket:sockname()
+  local c = self.c
+  if not c then return nil, "closed" end
+  if c.id then return c.srv:sockname(c.id) end
+  return c.sock:sockname()
+end
+
+-- LuaSocket's names.
+Cosocket.getpeername = Cosocket.peer
+Cosocket.getsockname = Cosocket.sockname
+
+---------------------------------------------------------------------------
+-- Servers
+
+-- co.listen(host, port, handler[, options]) -> TCPServer: handler(sock) runs
+-- in a coroutine per accepted connection; the socket is closed when it
+-- returns or raises.
+function co.listen(host, port, handler, opts)
+  if type(handler) ~= "function" then
+    error(("bad argument #3 to 'listen' (function expected, got %s)"):format(type(handler)), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #4 to 'listen' (table expected, got %s)"):format(type(opts)), 2)
+  end
+  local srv = net.TCPServer()
+  local conns = {}
+  local callbacks = {
+    connected = function(id)
+      local c = new_record(opts)
+      c.srv, c.id, c.open = srv, id, true
+      conns[id] = c
+      local sock = new_cosocket(c)
+      local th = new_thread(handler, { on_exit = function() sock:close() end })
+      first_resume(th, sock)
+    end,
+    data = function(id, d)
+      local c = conns[id]
+      if c then return data_to(c, d) end
+    end,
+    drain = function(id)
+      local c = conns[id]
+      if c then on_drain(c) end
+    end,
+    disconnected = function(id, reason, code)
+      local c = conns[id]
+      conns[id] = nil
+      if c then on_closed(c, reason, code) end
+    end,
+  }
+  srv:listen(host, port, callbacks, net_options(opts))
+  return srv
+end
+
+return co

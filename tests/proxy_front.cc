@@ -1,0 +1,258 @@
+// The PROXY protocol end to end: lnet servers (examples/deploy/backend.lua)
+// behind real front ends started by the tests on free loopback ports with
+// the configurations of examples/deploy/: HAProxy (send-proxy-v2 and
+// send-proxy, health checks with check-send-proxy) and nginx's stream module
+// (proxy_protocol on); then lnet's own examples/lb.lua and proxy.lua with
+// --send-proxy. Each server must report the client's real address, checked
+// against the client's own getsockname. Also runs tests/lua/proxy_server.lua.
+#define BOOST_TEST_MODULE proxy_front
+#include <boost/test/unit_test.hpp>
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness.hh"
+#include "support.hh"
+
+namespace {
+
+using lnet_test::Child;
+using lnet_test::Clock;
+using lnet_test::Fd;
+using lnet_test::TempDir;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+namespace utf = boost::unit_test;
+
+// A free loopback port for a server another process binds (reuseport
+// workers, HAProxy, nginx): bound, then released at once.
+uint16_t free_port() {
+  Fd fd = lnet_test::listen_loopback(0);
+  return lnet_test::local_port(fd.get());
+}
+
+std::string deploy(const std::string& name) { return lnet_test::source_path("examples/deploy/" + name); }
+
+std::string addr(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+
+bool executable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0; }
+
+bool on_path(const std::string& name) {
+  for (const char* dir : {"/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"})
+    if (executable(std::string(dir) + "/" + name)) return true;
+  return false;
+}
+
+// An lnet backend (examples/deploy/backend.lua NAME), logging each
+// connection's header; waits until it listens.
+std::unique_ptr<Child> backend(uint16_t port, const std::string& name) {
+  lnet_test::Env env = lnet_test::lua_env();
+  env.push_back({"LNET_DEPLOY_LOG", "1"});
+  auto c = std::make_unique<Child>(
+      lnet_test::lnet_argv({deploy("backend.lua"), std::to_string(port), name}, true), env);
+  BOOST_REQUIRE_MESSAGE(c->wait_for("listening on", seconds(20)), c->describe());
+  return c;
+}
+
+// What a backend answered through the front end, parsed.
+struct Answer {
+  bool ok = false;
+  std::string client_ip, via_ip, version, command, server;
+  int client_port = 0, via_port = 0;
+  uint16_t own_port = 0;  // the client's getsockname
+  std::string raw;
+};
+
+Answer ask(uint16_t port) {
+  Answer a;
+  try {
+    Fd fd = lnet_test::connect_to(port, seconds(5));
+    a.own_port = lnet_test::local_port(fd.get());
+    lnet_test::send_all(fd.get(), "whoami\n");
+    a.raw = lnet_test::recv_line(fd.get(), seconds(5));
+  } catch (const std::exception& e) {
+    a.raw = e.what();
+    return a;
+  }
+  // "client IP PORT via IP PORT vN COMMAND server NAME worker I/N"
+  std::istringstream in(a.raw);
+  std::string w[12];
+  for (std::string& x : w) in >> x;
+  if (w[0] != "client" || w[3] != "via" || w[6].size() != 2 || w[6][0] != 'v' || w[8] != "server" ||
+      w[10] != "worker")
+    return a;
+  a.ok = true;
+  a.client_ip = w[1];
+  a.client_port = std::atoi(w[2].c_str());
+  a.via_ip = w[4];
+  a.via_port = std::atoi(w[5].c_str());
+  a.version = w[6].substr(1);
+  a.command = w[7];
+  a.server = w[9];
+  return a;
+}
+
+// The client's real address reached the server: same ip, same port as the
+// client's own socket, and the connection came from the front end.
+void check_real_client(const Answer& a, const std::string& version) {
+  BOOST_TEST_CONTEXT("answer: " << a.raw) {
+    BOOST_REQUIRE(a.ok);
+    BOOST_CHECK_EQUAL(a.client_ip, "127.0.0.1");
+    BOOST_CHECK_EQUAL(a.client_port, a.own_port);
+    BOOST_CHECK_NE(a.via_port, a.own_port);  // the front end's own connection
+    BOOST_CHECK_EQUAL(a.version, version);
+    BOOST_CHECK_EQUAL(a.command, "PROXY");
+  }
+}
+
+// Waits until the front end at port answers; false at the deadline.
+bool wait_answering(uint16_t port, milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (ask(port).ok) return true;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return false;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
+    s.replace(pos, from.size(), to);
+  return s;
+}
+
+const char* kNginxStream = "/usr/lib/nginx/modules/ngx_stream_module.so";
+
+boost::test_tools::assertion_result have_haproxy(utf::test_unit_id) {
+  boost::test_tools::assertion_result r(on_path("haproxy"));
+  r.message() << "haproxy is not installed (Debian package haproxy; tools/deps.sh installs it)";
+  return r;
+}
+
+boost::test_tools::assertion_result have_nginx_stream(utf::test_unit_id) {
+  boost::test_tools::assertion_result r(on_path("nginx") && ::access(kNginxStream, R_OK) == 0);
+  r.message() << "nginx with the stream module is not installed (Debian nginx-light + libnginx-mod-stream)";
+  return r;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(lua_server_and_client, *utf::timeout(120)) {
+  std::string err = lnet_test::run_scenario("proxy_server");
+  BOOST_CHECK_MESSAGE(err.empty(), err);
+}
+
+BOOST_AUTO_TEST_CASE(haproxy_in_front, *utf::timeout(180) * utf::precondition(have_haproxy)) {
+  uint16_t p1 = free_port(), p2 = free_port(), lb = free_port();
+  auto one = backend(p1, "one");
+  auto two = backend(p2, "two");
+  Child haproxy({"haproxy", "-db", "-f", deploy("haproxy.cfg")},
+                {{"LB_ADDR", addr(lb)}, {"BACKEND1", addr(p1)}, {"BACKEND2", addr(p2)}});
+  BOOST_REQUIRE_MESSAGE(wait_answering(lb, seconds(20)), haproxy.describe());
+  // Health checks carry a header too: LOCAL (v2) to one (HAProxy's v1
+  // checks to two reset right after their header, mostly before it is read).
+  BOOST_CHECK_MESSAGE(one->wait_for("connection v2 LOCAL", seconds(10), 3), one->describe());
+  // Five check intervals later neither server has been taken out.
+  std::this_thread::sleep_for(milliseconds(1000));
+  BOOST_CHECK_MESSAGE(haproxy.err().find(" is DOWN") == std::string::npos, haproxy.describe());
+  // Both servers up, each client seen with its real address.
+  std::map<std::string, int> by_server;
+  for (int k = 0; k < 40; k++) {
+    Answer a = ask(lb);
+    check_real_client(a, a.server == "one" ? "2" : "1");
+    by_server[a.server]++;
+  }
+  BOOST_CHECK_GT(by_server["one"], 5);
+  BOOST_CHECK_GT(by_server["two"], 5);
+  BOOST_CHECK(one->err().empty());
+  BOOST_CHECK(two->err().empty());
+  // One server dies: the checks take it out, traffic goes on through the other.
+  two->kill_now();
+  BOOST_CHECK_MESSAGE(haproxy.wait_for("two is DOWN", seconds(10), 1, lnet_test::Stream::err),
+                      haproxy.describe());
+  for (int k = 0; k < 20; k++) {
+    Answer a = ask(lb);
+    check_real_client(a, "2");
+    BOOST_CHECK_EQUAL(a.server, "one");
+  }
+  BOOST_CHECK(haproxy.running());
+  haproxy.stop();
+}
+
+BOOST_AUTO_TEST_CASE(nginx_stream_in_front, *utf::timeout(180) * utf::precondition(have_nginx_stream)) {
+  uint16_t p1 = free_port(), p2 = free_port(), lb = free_port();
+  auto one = backend(p1, "one");
+  auto two = backend(p2, "two");
+  TempDir dir;
+  std::string conf = read_file(deploy("nginx-stream.conf"));
+  BOOST_REQUIRE(!conf.empty());
+  conf = replace_all(conf, "${PREFIX}", dir.path());
+  conf = replace_all(conf, "${LB_ADDR}", addr(lb));
+  conf = replace_all(conf, "${BACKEND1}", addr(p1));
+  conf = replace_all(conf, "${BACKEND2}", addr(p2));
+  BOOST_REQUIRE(conf.find("listen " + addr(lb) + ";") != std::string::npos);
+  std::string path = dir.write("nginx.conf", conf);
+  Child nginx({"nginx", "-p", dir.path(), "-c", path, "-e", "stderr"});
+  BOOST_REQUIRE_MESSAGE(wait_answering(lb, seconds(20)), nginx.describe());
+  std::map<std::string, int> by_server;
+  for (int k = 0; k < 40; k++) {
+    Answer a = ask(lb);
+    check_real_client(a, "1");
+    by_server[a.server]++;
+  }
+  BOOST_CHECK_GT(by_server["one"], 5);
+  BOOST_CHECK_GT(by_server["two"], 5);
+  // One server dies: nginx skips it and the clients still get through.
+  two->kill_now();
+  for (int k = 0; k < 20; k++) {
+    Answer a = ask(lb);
+    check_real_client(a, "1");
+    BOOST_CHECK_EQUAL(a.server, "one");
+  }
+  BOOST_CHECK(nginx.running());
+  nginx.stop();
+}
+
+// lnet's own examples as the front end: lb.lua --send-proxy=2 (its health
+// probes send LOCAL headers) and proxy.lua forward --send-proxy=1.
+BOOST_AUTO_TEST_CASE(lnet_examples_send_proxy, *utf::timeout(120)) {
+  uint16_t p1 = free_port();
+  auto one = backend(p1, "one");
+  auto lb = lnet_test::lnet({lnet_test::source_path("examples/lb.lua"), "--send-proxy=2",
+                             "--interval=100", "0", addr(p1)},
+                            true);
+  auto line = lb->wait_line("listening on ", seconds(20));
+  BOOST_REQUIRE_MESSAGE(line, lb->describe());
+  uint16_t lb_port = static_cast<uint16_t>(std::stoi(line->substr(line->rfind(':') + 1)));
+  for (int k = 0; k < 10; k++) check_real_client(ask(lb_port), "2");
+  BOOST_CHECK_MESSAGE(one->wait_for("connection v2 LOCAL", seconds(10), 2), one->describe());
+  auto fwd = lnet_test::lnet({lnet_test::source_path("examples/proxy.lua"), "--send-proxy=1",
+                              "forward", "0", "127.0.0.1", std::to_string(p1)},
+                             true);
+  line = fwd->wait_line("listening on ", seconds(20));
+  BOOST_REQUIRE_MESSAGE(line, fwd->describe());
+  uint16_t fwd_port = static_cast<uint16_t>(std::stoi(line->substr(line->rfind(':') + 1)));
+  for (int k = 0; k < 10; k++) check_real_client(ask(fwd_port), "1");
+  BOOST_CHECK(one->err().empty());
+  lb->stop();
+  fwd->stop();
+}
