@@ -162,5 +162,64 @@ do
   end)
   t.same(ended, { "idle timeout", "IDLE_TIMEOUT" }, "idle_timeout over a unix socket")
 end
+-- 4. Framing and the PROXY protocol over a unix socket, as over TCP.
+do
+  local lines, peer, info = {}, nil, nil
+  t.run(10000, function(done)
+    local srv = net.TCPServer()
+    srv:listen(PATH, nil, {
+      connected = function(id) peer = { srv:peer(id) }; info = srv:proxy_info(id) end,
+      data = function(id, line)
+        lines[#lines + 1] = line
+        if #lines == 3 then srv:disconnect(id) end
+      end,
+      disconnected = function() done() end,
+    }, { framing = "line", proxy_protocol = "v1" })
+    t.closing(srv)
+    local c = t.closing(net.TCPSocket())
+    c:connect(PATH, nil, {
+      connected = function() c:send("one\ntw"); c:send("o\nthree\n") end,
+    }, { send_proxy = { version = 1, source_ip = "192.0.2.7", source_port = 4567,
+                        dest_ip = "192.0.2.1", dest_port = 80 } })
+  end)
+  t.same(lines, { "one", "two", "three" }, "whole lines over a unix socket")
+  t.same(peer, { "192.0.2.7", 4567 }, "peer(id) from the PROXY header over a unix socket")
+  t.eq(info and info.version, 1, "proxy_info(id).version")
+end
+-- 5. TLS over a unix socket (certificates from tests/tls/make-certs.sh;
+-- the client names the server with servername, a path has no name).
+do
+  local certs = dir .. "/certs"
+  local h = famc.spawn({ "sh", "-c", "mkdir -p '" .. certs .. "' && exec sh '" ..
+                         os.getenv("LNET_SOURCE") .. "/tests/tls/make-certs.sh' '" .. certs .. "'" })
+  t.run(60000, function(done)
+    local iv
+    iv = net.setInterval(function()
+      if not famc.running(h) then net.clearInterval(iv); done() end
+    end, 20)
+  end)
+  local cert_ok = io.open(certs .. "/server.pem") ~= nil
+  t.truthy(cert_ok, "make-certs.sh made the certificates: " .. famc.err(h))
+  local got, version = "", nil
+  t.run(15000, function(done)
+    local srv = net.TCPServer()
+    srv:listen(PATH, nil, {
+      data = function(id, d) srv:send(id, d) end,
+    }, { tls = net.TLSContext({ cert = certs .. "/server.pem", key = certs .. "/server.key" }) })
+    t.closing(srv)
+    local c = net.TCPSocket()
+    c:connect(PATH, nil, {
+      connected = function() version = c:tlsinfo().protocol; c:send("secret over unix") end,
+      data = function(d)
+        got = got .. d
+        if got == "secret over unix" then c:disconnect() end
+      end,
+      disconnected = function() done() end,
+      error = function(m) error("tls client: " .. m) end,
+    }, { tls = net.TLSContext({ ca = certs .. "/ca.pem" }), servername = "localhost" })
+  end)
+  t.eq(got, "secret over unix", "TLS echo over a unix socket")
+  t.match(version, "^TLSv1%.[23]$", "tlsinfo().protocol")
+end
 t.settle()
 assert(net.loop() == false)
