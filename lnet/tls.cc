@@ -467,7 +467,10 @@ bool tls_start(Conn* c, TlsConfig* cfg, TlsRole role, const char* host, const Op
   }
   c->transport = &kTlsTransport;
   if (t->prefix) event_add(c->wev, nullptr);
-  if (role == TlsRole::Client && c->state == ConnState::Open) tls_handshake(c);  // the hello goes now
+  // The hello goes from the loop (the socket is writable at once): under
+  // starttls() this is a Lua call, and 'secured' must never fire inside it
+  // (SPEC Part C), nor dispatch onto the loop's thread while a coroutine runs.
+  if (role == TlsRole::Client && c->state == ConnState::Open) event_add(c->wev, nullptr);
   return true;
 }
 
