@@ -289,6 +289,38 @@ CO_SCENARIO(nowait, 60)
 CO_SCENARIO(framing, 120)
 CO_SCENARIO(modules, 60)
 
+// ------------------------------------------------------------------ TLS
+
+bool tls_built() {
+  lua_State* L = lnet_test::new_state();
+  std::string err = lnet_test::run_string(L, "assert(require('net').features.tls)", "features");
+  lua_close(L);
+  return err.empty();
+}
+
+boost::test_tools::assertion_result tls_is_built(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result r(tls_built());
+  if (!r) r.message() << "net.features.tls is false: lnet was built without TLS (-Dtls=disabled)";
+  return r;
+}
+
+// sock:sslhandshake and connect's tls against lnet TLS servers, with
+// certificates made now by tests/tls/make-certs.sh in a temporary directory.
+BOOST_AUTO_TEST_CASE(co_tls, *boost::unit_test::timeout(120) *
+                                 boost::unit_test::precondition(tls_is_built)) {
+  lnet_test::TempDir certs;
+  auto made = lnet_test::run({"sh", lnet_test::source_path("tests/tls/make-certs.sh"), certs.path()}, {}, "",
+                             60s);
+  BOOST_REQUIRE_MESSAGE(made.status == 0, "make-certs.sh failed: " << made.text);
+  lua_State* L = lnet_test::new_state();
+  BOOST_REQUIRE(L);
+  lua_pushstring(L, certs.path().c_str());
+  lua_setglobal(L, "CERTS");
+  std::string err = lnet_test::run_file(L, lnet_test::source_path("tests/lua/co/tls.lua"));
+  lua_close(L);
+  BOOST_CHECK_MESSAGE(err.empty(), err);
+}
+
 // A copy of net.so alone in a directory: require "net.co" and "net.ngx" work
 // with no Lua file anywhere on package.path.
 BOOST_AUTO_TEST_CASE(copied_module, *boost::unit_test::timeout(60)) {
