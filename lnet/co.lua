@@ -799,6 +799,7 @@ end
 -- reused_session and send_status_req are accepted and ignored (no session
 -- resumption, no OCSP request).
 function Cosocket:sslhandshake(reused, server_name, verify, _, opts)
+  if not net.features.tls then error("lnet was built without TLS", 2) end
   if server_name ~= nil and type(server_name) ~= "string" then
     error(("bad argument #2 to 'sslhandshake' (string expected, got %s)"):format(type(server_name)), 2)
   end

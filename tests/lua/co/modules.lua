@@ -49,6 +49,10 @@ else
     t.eq(ok, false, name .. " without TLS raises")
     t.has(err, "lnet was built without TLS", name .. " without TLS: the message")
   end
+  local sock = co.tcp()
+  local ok, err = pcall(sock.sslhandshake, sock)
+  t.eq(ok, false, "sslhandshake without TLS raises")
+  t.has(err, "lnet was built without TLS", "sslhandshake without TLS: the message")
 end
 t.truthy(math.abs(ngx.now() - os.time()) < 2, "ngx.now is wall-clock seconds")
 t.eq(math.type(ngx.time()), "integer", "ngx.time")
