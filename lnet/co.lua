@@ -393,13 +393,22 @@ function Cosocket:connect(host, port, opts)
     error(("bad argument #3 to 'connect' (table expected, got %s)"):format(type(opts)), 2)
   end
   if self.c then self:close() end
-  local key = opts and opts.pool or (tostring(host) .. ":" .. tostring(port))
+  -- A connection made with the tls option is pooled apart (per name
+  -- checked): a plaintext one is never handed out where TLS was asked for.
+  local tls = opts and opts.tls
+  local key = opts and opts.pool
+  if not key then
+    key = tostring(host) .. ":" .. tostring(port)
+    if tls then key = key .. " tls " .. tostring(opts.servername or host) end
+  end
   local list = pools[key]
   if list then
     while #list > 0 do
       local c = list[#list]
       unpool(c)
-      if not c.closed then
+      if tls and not c.secured then  -- a named pool shared with plaintext
+        c_close(c)
+      elseif not c.closed then
         c.uses = c.uses + 1
         self.c, self.reused = c, c.uses
         return 1

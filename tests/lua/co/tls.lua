@@ -168,6 +168,29 @@ t.run(30000, function()
   end
   t.eq(good.accepted - before, 1, "one connection for three uses")
 
+  -- A plaintext connection in the pool of host:port is not what connect
+  -- with tls gets (nor is it in a named pool shared by both).
+  for _, pool in ipairs({ false, "shared" }) do
+    local popts = pool and { pool = pool } or nil
+    before = good.accepted
+    sock = co.tcp()
+    t.eq(sock:connect("127.0.0.1", good.port, popts), 1, "plaintext connect")
+    t.eq(sock:setkeepalive(10000, 4), 1, "plaintext into the pool")
+    sock = co.tcp()
+    t.eq(sock:connect("127.0.0.1", good.port, { tls = ca_ctx, servername = "localhost", pool = pool or nil }), 1,
+         "connect with tls")
+    t.eq(sock:getreusedtimes(), 0, "a new connection, not the plaintext one")
+    echo(sock, "not plaintext")
+    t.eq(sock:setkeepalive(10000, 4), 1, "TLS into the pool")
+    sock = co.tcp()
+    t.eq(sock:connect("127.0.0.1", good.port, { tls = ca_ctx, servername = "localhost", pool = pool or nil }), 1,
+         "connect with tls again")
+    t.eq(sock:getreusedtimes(), 1, "the pooled TLS connection")
+    echo(sock, "pooled tls")
+    sock:close()
+    t.eq(good.accepted - before, 1, "one TLS connection (a plaintext one never becomes a client)")
+  end
+
   -- A handshake that never gets an answer (a plaintext server that reads
   -- and says nothing) times out after the connect timeout.
   local mute = net.TCPServer()
