@@ -37,7 +37,7 @@ function co.running() end
 ---@field tls_context? net.TLSContext what sslhandshake verifies against (default: the system trust store)
 
 ---@class net.co.ConnectOptions: net.Options, net.co.Options
----@field pool? string the pool name (default "host:port")
+---@field pool? string the pool name (default "host:port"; with tls, its own pool per name checked)
 
 ---A cosocket (not connected yet).
 ---@param options? net.co.Options
