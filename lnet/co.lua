@@ -387,19 +387,33 @@ local function net_options(opts)
   return out
 end
 
+-- A number per TLS context (weak keys), for pool names.
+local context_ids, context_count = setmetatable({}, { __mode = "k" }), 0
+local function context_id(ctx)
+  if ctx == true then return "default" end
+  local id = context_ids[ctx]
+  if not id then
+    context_count = context_count + 1
+    id = context_count
+    context_ids[ctx] = id
+  end
+  return id
+end
+
 -- connect(host, port[, options]) -> 1 | nil, message
 function Cosocket:connect(host, port, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error(("bad argument #3 to 'connect' (table expected, got %s)"):format(type(opts)), 2)
   end
   if self.c then self:close() end
-  -- A connection made with the tls option is pooled apart (per name
-  -- checked): a plaintext one is never handed out where TLS was asked for.
+  -- A connection made with the tls option is pooled apart, per context and
+  -- name checked: a plaintext one, or one verified otherwise, is never
+  -- handed out where TLS was asked for.
   local tls = opts and opts.tls
   local key = opts and opts.pool
   if not key then
     key = tostring(host) .. ":" .. tostring(port)
-    if tls then key = key .. " tls " .. tostring(opts.servername or host) end
+    if tls then key = key .. " tls " .. context_id(tls) .. " " .. tostring(opts.servername or host) end
   end
   local list = pools[key]
   if list then
@@ -835,6 +849,13 @@ function Cosocket:sslhandshake(reused, server_name, verify, _, opts)
     err = tostring(err)
     if err:find("bad argument", 1, true) then error(err, 2) end  -- not a TLSContext, a bad name
     return failed(self, c, (err:gsub("^.-starttls: ", "sslhandshake: ")))
+  end
+  -- A fast peer (TLS 1.3 on loopback) can answer while starttls writes the
+  -- hello: 'secured' (or the failure) may have come before we wait.
+  if c.secured then return session_of(self, c, reused) end
+  if c.closed then
+    self.c = nil
+    return nil, c.err or "closed", c.code
   end
   local th, token = prepare(2)
   c.connector, c.ctoken = th, token

@@ -187,9 +187,15 @@ t.run(30000, function()
          "connect with tls again")
     t.eq(sock:getreusedtimes(), 1, "the pooled TLS connection")
     echo(sock, "pooled tls")
-    sock:close()
+    t.eq(sock:setkeepalive(10000, 4), 1, "TLS into the pool again")
     t.eq(good.accepted - before, 1, "one TLS connection (a plaintext one never becomes a client)")
   end
+  -- A connection verified against the test CA is not handed out where the
+  -- system store was asked for (the default pool is per context).
+  sock = co.tcp()
+  ok, err, code = sock:connect("127.0.0.1", good.port, { tls = true, servername = "localhost" })
+  t.eq(ok, nil, "another context: a new connection, which fails to verify")
+  t.eq(code, "TLS_VERIFY", "another context: the code")
 
   -- A handshake that never gets an answer (a plaintext server that reads
   -- and says nothing) times out after the connect timeout.
