@@ -5,6 +5,7 @@
 // behind receive("*l") and receiveuntil) and a few helpers for net.ngx.
 #include "context.hh"
 #include "framing.hh"
+#include "tls.hh"
 
 #include <cstring>
 #include <ctime>
@@ -239,8 +240,17 @@ int wall_time(lua_State* L) {
   return 1;
 }
 
+// ngx.md5 (hex), ngx.md5_bin, ngx.sha1_bin: OpenSSL's EVP (tls_context.cc);
+// built without TLS they raise "lnet was built without TLS".
+int md5_hex(lua_State* L) { return push_digest(L, Digest::Md5, true); }
+int md5_bin(lua_State* L) { return push_digest(L, Digest::Md5, false); }
+int sha1_bin(lua_State* L) { return push_digest(L, Digest::Sha1, false); }
+
 const luaL_Reg kNgxHelpers[] = {{"encode_base64", encode_base64},
                                 {"decode_base64", decode_base64},
+                                {"md5", md5_hex},
+                                {"md5_bin", md5_bin},
+                                {"sha1_bin", sha1_bin},
                                 {"now", wall_time},
                                 {nullptr, nullptr}};
 

@@ -307,6 +307,10 @@ local function client_callbacks(c)
     end,
     data = function(d) return data_to(c, d) end,
     drain = function() on_drain(c) end,
+    secured = function()
+      c.secured = true
+      if c.connector then step(c.connector, c.ctoken, "secured") end
+    end,
     error = function(msg, code)
       c.err, c.code = msg, code
       if not c.open then on_closed(c) end  -- a failed connect: no 'disconnected'
@@ -330,7 +334,7 @@ local function new_cosocket(c, opts)
   }, Cosocket)
 end
 
--- co.tcp([options]) -> cosocket (options: max_input, max_line).
+-- co.tcp([options]) -> cosocket (options: max_input, max_line, tls_context).
 function co.tcp(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error(("bad argument #1 to 'tcp' (table expected, got %s)"):format(type(opts)), 2)
@@ -369,7 +373,7 @@ end
 
 -- Options that are ours, not TCPSocket's.
 local own_options = { pool = true, pool_size = true, backlog = true,
-                      max_input = true, max_line = true }
+                      max_input = true, max_line = true, tls_context = true }
 
 local function net_options(opts)
   if opts == nil then return nil end
@@ -383,19 +387,42 @@ local function net_options(opts)
   return out
 end
 
+-- A number per TLS context (weak keys), for pool names.
+local context_ids, context_count = setmetatable({}, { __mode = "k" }), 0
+local function context_id(ctx)
+  if ctx == true then return "default" end
+  local id = context_ids[ctx]
+  if not id then
+    context_count = context_count + 1
+    id = context_count
+    context_ids[ctx] = id
+  end
+  return id
+end
+
 -- connect(host, port[, options]) -> 1 | nil, message
 function Cosocket:connect(host, port, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error(("bad argument #3 to 'connect' (table expected, got %s)"):format(type(opts)), 2)
   end
   if self.c then self:close() end
-  local key = opts and opts.pool or (tostring(host) .. ":" .. tostring(port))
+  -- A connection made with the tls option is pooled apart, per context and
+  -- name checked: a plaintext one, or one verified otherwise, is never
+  -- handed out where TLS was asked for.
+  local tls = opts and opts.tls
+  local key = opts and opts.pool
+  if not key then
+    key = tostring(host) .. ":" .. tostring(port)
+    if tls then key = key .. " tls " .. context_id(tls) .. " " .. tostring(opts.servername or host) end
+  end
   local list = pools[key]
   if list then
     while #list > 0 do
       local c = list[#list]
       unpool(c)
-      if not c.closed then
+      if tls and not c.secured then  -- a named pool shared with plaintext
+        c_close(c)
+      elseif not c.closed then
         c.uses = c.uses + 1
         self.c, self.reused = c, c.uses
         return 1
@@ -409,6 +436,8 @@ function Cosocket:connect(host, port, opts)
     c.max_line = opts.max_line or c.max_line
   end
   c.pool, c.key = key, key
+  c.tls_context = opts and opts.tls_context
+  c.secured = opts and opts.tls and true or false
   local sock = net.TCPSocket()
   c.sock = sock
   sock:connect(host, port, client_callbacks(c), net_options(opts))  -- raises for bad arguments
@@ -765,6 +794,78 @@ function Cosocket:shutdown()
   if not c or c.closed then return nil, "closed" end
   c_shutdown(c)
   return 1
+end
+
+---------------------------------------------------------------------------
+-- TLS: sslhandshake in OpenResty's shape, over TCPSocket:starttls.
+
+local Session = { __name = "net.co.SSLSession" }
+Session.__index = Session
+function Session:__tostring() return "net.co.SSLSession" end
+
+-- The context of ssl_verify = false: made once per lua_State, when first
+-- needed.
+local insecure_context
+
+local function session_of(self, c, reused)
+  if reused == false then return true end
+  local info = c.sock:tlsinfo()
+  return setmetatable({ tlsinfo = info }, Session)
+end
+
+-- sslhandshake([reused_session[, server_name[, ssl_verify[, send_status_req[, options]]]]])
+--   -> session | true (reused_session == false) | nil, message, code
+-- ssl_verify: nil or true checks the certificate and the name (against
+-- the cosocket's tls_context, else the system trust store); false: an
+-- insecure context. server_name: the SNI sent and the name checked
+-- (default: the host given to connect). options: { tls_context = ctx }.
+-- reused_session and send_status_req are accepted and ignored (no session
+-- resumption, no OCSP request).
+function Cosocket:sslhandshake(reused, server_name, verify, _, opts)
+  if not net.features.tls then error("lnet was built without TLS", 2) end
+  if server_name ~= nil and type(server_name) ~= "string" then
+    error(("bad argument #2 to 'sslhandshake' (string expected, got %s)"):format(type(server_name)), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #5 to 'sslhandshake' (table expected, got %s)"):format(type(opts)), 2)
+  end
+  local c = self.c
+  if not c or c.closed then return nil, "closed" end
+  if c.id then return nil, "sslhandshake: not supported on a server's connection" end
+  if c.secured then return session_of(self, c, reused) end  -- connect's tls, or a pooled one
+  local ctx
+  if verify == false then
+    insecure_context = insecure_context or net.TLSContext { insecure = true }
+    ctx = insecure_context
+  else
+    ctx = opts and opts.tls_context or c.tls_context or self.opts and self.opts.tls_context or true
+  end
+  -- The connect timeout bounds the handshake (our timer: "timeout").
+  local ms = self.connect_timeout
+  local sopts = { handshake_timeout = 0 }
+  if server_name and server_name ~= "" then sopts.servername = server_name end
+  local ok, err = pcall(c.sock.starttls, c.sock, ctx, sopts)
+  if not ok then
+    err = tostring(err)
+    if err:find("bad argument", 1, true) then error(err, 2) end  -- not a TLSContext, a bad name
+    return failed(self, c, (err:gsub("^.-starttls: ", "sslhandshake: ")))
+  end
+  -- A fast peer (TLS 1.3 on loopback) can answer while starttls writes the
+  -- hello: 'secured' (or the failure) may have come before we wait.
+  if c.secured then return session_of(self, c, reused) end
+  if c.closed then
+    self.c = nil
+    return nil, c.err or "closed", c.code
+  end
+  local th, token = prepare(2)
+  c.connector, c.ctoken = th, token
+  local r = suspend(th, token, ms)
+  c.connector = nil
+  if r == "secured" then return session_of(self, c, reused) end
+  self.c = nil
+  c_close(c)
+  if r == "timeout" then return nil, "timeout" end
+  return nil, c.err or "closed", c.code
 end
 
 function Cosocket:getreusedtimes()

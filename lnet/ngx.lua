@@ -110,6 +110,10 @@ end
 
 ngx.encode_base64 = h.encode_base64
 ngx.decode_base64 = h.decode_base64
+-- OpenSSL's digests; raise "lnet was built without TLS" in a build without it.
+ngx.md5 = h.md5
+ngx.md5_bin = h.md5_bin
+ngx.sha1_bin = h.sha1_bin
 
 ngx.config = {
   subsystem = "stream",

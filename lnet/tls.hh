@@ -94,4 +94,10 @@ void tls_free(Conn* c) noexcept;
 // Pushes the tlsinfo table of c (or nil, message when c has no TLS).
 int push_tlsinfo(lua_State* L, const Conn* c);
 
+// --- digests (net.ngx's md5, md5_bin, sha1_bin) ---------------------------
+enum class Digest : uint8_t { Md5, Sha1 };
+// Pushes the digest of the string argument 1 (nil: the empty string), raw
+// or in lower-case hex; raises "lnet was built without TLS" without OpenSSL.
+int push_digest(lua_State* L, Digest kind, bool hex);
+
 }  // namespace lnet

@@ -9,6 +9,7 @@
 #include "tls_internal.hh"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -613,6 +614,29 @@ TlsConfig* check_tls_config(lua_State* L, int idx, bool client) {
   TlsConfig* cfg = opt_config(L, idx);
   if (!cfg) luaL_typeerror(L, idx, client ? "net.TLSContext or true" : "net.TLSContext");
   return cfg;
+}
+
+int push_digest(lua_State* L, Digest kind, bool hex) {
+  size_t len = 0;
+  const char* s = lua_isnoneornil(L, 1) ? "" : luaL_checklstring(L, 1, &len);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (!EVP_Digest(s, len, md, &n, kind == Digest::Md5 ? EVP_md5() : EVP_sha1(), nullptr)) {
+    ERR_clear_error();
+    return luaL_error(L, "%s: OpenSSL cannot compute it", kind == Digest::Md5 ? "md5" : "sha1");
+  }
+  if (!hex) {
+    lua_pushlstring(L, reinterpret_cast<const char*>(md), n);
+    return 1;
+  }
+  static const char kHex[] = "0123456789abcdef";
+  char out[2 * EVP_MAX_MD_SIZE];
+  for (unsigned int i = 0; i < n; i++) {
+    out[2 * i] = kHex[md[i] >> 4];
+    out[2 * i + 1] = kHex[md[i] & 15];
+  }
+  lua_pushlstring(L, out, 2 * n);
+  return 1;
 }
 
 void register_tls(lua_State* L, int ctx_idx, int module_idx) {

@@ -64,6 +64,8 @@ const char* tls_end_reason(const Conn*) noexcept { return "TLS failure"; }
 const char* tls_end_code(const Conn*) noexcept { return kCodeTlsError; }
 void tls_free(Conn*) noexcept {}
 
+int push_digest(lua_State* L, Digest, bool) { no_tls(L); }
+
 int push_tlsinfo(lua_State* L, const Conn*) {
   lua_pushnil(L);
   lua_pushliteral(L, "not a TLS connection");

@@ -17,7 +17,9 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -289,6 +291,46 @@ CO_SCENARIO(nowait, 60)
 CO_SCENARIO(framing, 120)
 CO_SCENARIO(modules, 60)
 
+// ------------------------------------------------------------------ TLS
+
+bool tls_built() {
+  lua_State* L = lnet_test::new_state();
+  std::string err = lnet_test::run_string(L, "assert(require('net').features.tls)", "features");
+  lua_close(L);
+  return err.empty();
+}
+
+boost::test_tools::assertion_result tls_is_built(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result r(tls_built());
+  if (!r) r.message() << "net.features.tls is false: lnet was built without TLS (-Dtls=disabled)";
+  return r;
+}
+
+// The certificates of tests/tls/make-certs.sh, made once per run in a
+// temporary directory (never committed).
+const std::string& certs() {
+  static std::unique_ptr<lnet_test::TempDir> dir;
+  if (!dir) {
+    dir = std::make_unique<lnet_test::TempDir>();
+    auto made = lnet_test::run({"sh", lnet_test::source_path("tests/tls/make-certs.sh"), dir->path()}, {}, "",
+                               60s);
+    if (made.status != 0) throw std::runtime_error("make-certs.sh failed: " + made.text);
+  }
+  return dir->path();
+}
+
+// sock:sslhandshake and connect's tls against lnet TLS servers.
+BOOST_AUTO_TEST_CASE(co_tls, *boost::unit_test::timeout(120) *
+                                 boost::unit_test::precondition(tls_is_built)) {
+  lua_State* L = lnet_test::new_state();
+  BOOST_REQUIRE(L);
+  lua_pushstring(L, certs().c_str());
+  lua_setglobal(L, "CERTS");
+  std::string err = lnet_test::run_file(L, lnet_test::source_path("tests/lua/co/tls.lua"));
+  lua_close(L);
+  BOOST_CHECK_MESSAGE(err.empty(), err);
+}
+
 // A copy of net.so alone in a directory: require "net.co" and "net.ngx" work
 // with no Lua file anywhere on package.path.
 BOOST_AUTO_TEST_CASE(copied_module, *boost::unit_test::timeout(60)) {
@@ -320,15 +362,24 @@ struct Redis {
   std::unique_ptr<lnet_test::Child> child;
   uint16_t port = 0;
 
-  Redis() {
+  // With tls_dir: TLS only (--port 0 --tls-port), the certificates of
+  // make-certs.sh, no client certificates asked for.
+  explicit Redis(const std::string& tls_dir = "") {
     for (int attempt = 0; attempt < 5 && !child; attempt++) {
       {
         lnet_test::ClosedPort free_port;  // a free port, released for redis to bind
         port = free_port.port();
       }
-      auto c = std::make_unique<lnet_test::Child>(std::vector<std::string>{
-          "redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
-          "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no"});
+      std::vector<std::string> argv = {"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1",
+                                       "--save", "", "--appendonly", "no", "--daemonize", "no",
+                                       "--protected-mode", "no"};
+      if (!tls_dir.empty()) {
+        argv[2] = "0";
+        argv.insert(argv.end(), {"--tls-port", std::to_string(port), "--tls-cert-file", tls_dir + "/server.pem",
+                                 "--tls-key-file", tls_dir + "/server.key", "--tls-ca-cert-file",
+                                 tls_dir + "/ca.pem", "--tls-auth-clients", "no"});
+      }
+      auto c = std::make_unique<lnet_test::Child>(argv);
       if (c->wait_for("Ready to accept connections", 10s)) child = std::move(c);
     }
     BOOST_REQUIRE_MESSAGE(child, "redis-server did not start");
@@ -364,6 +415,26 @@ BOOST_AUTO_TEST_CASE(resty_redis, *boost::unit_test::timeout(180)) {
   std::string err = lnet_test::run_file(L, lnet_test::source_path("tests/lua/co/redis.lua"));
   lua_close(L);
   the_redis = nullptr;
+  BOOST_CHECK_MESSAGE(err.empty(), err);
+}
+
+// lua-resty-redis (its connect passes options through to sock:connect:
+// tls, servername) and a bare cosocket's sslhandshake against redis-server
+// with TLS only.
+BOOST_AUTO_TEST_CASE(resty_redis_tls, *boost::unit_test::timeout(120) *
+                                          boost::unit_test::precondition(tls_is_built)) {
+  if (!redis_available()) {
+    BOOST_FAIL("needs redis-server and lua-nginx-redis (tools/deps.sh installs them)");
+  }
+  Redis redis(certs());
+  lua_State* L = lnet_test::new_state();
+  BOOST_REQUIRE(L);
+  lua_pushinteger(L, redis.port);
+  lua_setglobal(L, "REDIS_PORT");
+  lua_pushstring(L, certs().c_str());
+  lua_setglobal(L, "CERTS");
+  std::string err = lnet_test::run_file(L, lnet_test::source_path("tests/lua/co/redis_tls.lua"));
+  lua_close(L);
   BOOST_CHECK_MESSAGE(err.empty(), err);
 }
 

@@ -34,9 +34,10 @@ function co.running() end
 ---@class net.co.Options
 ---@field max_input? integer received bytes held before reading pauses (default 1 MiB)
 ---@field max_line? integer longest line receive("*l") accepts (default 64 KiB)
+---@field tls_context? net.TLSContext what sslhandshake verifies against (default: the system trust store)
 
 ---@class net.co.ConnectOptions: net.Options, net.co.Options
----@field pool? string the pool name (default "host:port")
+---@field pool? string the pool name (default "host:port"; with tls, its own pool per name checked)
 
 ---A cosocket (not connected yet).
 ---@param options? net.co.Options
@@ -112,6 +113,23 @@ function Socket:shutdown() end
 ---@return 1|nil ok
 ---@return string? message
 function Socket:setkeepalive(idle_ms, size) end
+
+---What a successful sslhandshake returns (no session resumption: passing it
+---back as reused_session is accepted and changes nothing).
+---@class net.co.SSLSession
+---@field tlsinfo net.TLSInfo the connection's tlsinfo() at the handshake
+
+---Upgrades the connection to TLS (OpenResty's tcpsock:sslhandshake). Verifies
+---by default (unlike OpenResty): ssl_verify = false is the way to skip it.
+---@param reused_session? net.co.SSLSession|false false: return true instead of a session
+---@param server_name? string the SNI sent and the name checked (default: the host given to connect)
+---@param ssl_verify? boolean nil or true: check the certificate and the name; false: an insecure context
+---@param send_status_req? boolean accepted, ignored (no OCSP request)
+---@param options? {tls_context?: net.TLSContext} the context to verify against (default: co.tcp's tls_context, else the system trust store)
+---@return net.co.SSLSession|true|nil session
+---@return string? message "closed", "timeout" or the handshake failure
+---@return string? code e.g. "TLS_VERIFY", "TLS_HANDSHAKE"
+function Socket:sslhandshake(reused_session, server_name, ssl_verify, send_status_req, options) end
 
 ---@return integer|nil times times this connection came from the pool
 ---@return string? message

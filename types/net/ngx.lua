@@ -69,6 +69,21 @@ function ngx.encode_base64(s, no_padding) end
 ---@return string|nil
 function ngx.decode_base64(s) end
 
+---MD5 in lower-case hex (OpenSSL; raises "lnet was built without TLS" in a build without it).
+---@param s string|nil nil: the empty string
+---@return string
+function ngx.md5(s) end
+
+---MD5, the 16 raw bytes.
+---@param s string|nil
+---@return string
+function ngx.md5_bin(s) end
+
+---SHA-1, the 20 raw bytes.
+---@param s string|nil
+---@return string
+function ngx.sha1_bin(s) end
+
 ---@return string "timer"
 function ngx.get_phase() end
 

@@ -22,6 +22,38 @@ for n = 0, 20 do
   local s = ("\0\255x"):rep(n):sub(1, n)
   t.eq(ngx.decode_base64(ngx.encode_base64(s)), s, "base64 round trip " .. n)
 end
+-- Digests through OpenSSL, against published vectors (RFC 1321, FIPS 180).
+local function hex(s) return (s:gsub(".", function(ch) return ("%02x"):format(ch:byte()) end)) end
+if net.features.tls then
+  t.eq(ngx.md5(""), "d41d8cd98f00b204e9800998ecf8427e", "md5 of the empty string")
+  t.eq(ngx.md5(nil), "d41d8cd98f00b204e9800998ecf8427e", "md5 of nil (the empty string)")
+  t.eq(ngx.md5("abc"), "900150983cd24fb0d6963f7d28e17f72", "md5 abc")
+  t.eq(ngx.md5("The quick brown fox jumps over the lazy dog"), "9e107d9d372bb6826bd81d3542a419d6", "md5 fox")
+  t.eq(ngx.md5("12345678901234567890123456789012345678901234567890123456789012345678901234567890"),
+       "57edf4a22be3c955ac49da2e2107b67a", "md5 RFC 1321 digits")
+  t.eq(ngx.md5(42), ngx.md5("42"), "md5 of a number")
+  t.eq(#ngx.md5_bin("abc"), 16, "md5_bin: 16 bytes")
+  t.eq(hex(ngx.md5_bin("abc")), "900150983cd24fb0d6963f7d28e17f72", "md5_bin abc")
+  t.eq(hex(ngx.md5_bin("a\0b")), ngx.md5("a\0b"), "md5 of bytes with NUL")
+  t.eq(ngx.md5("a\0b") ~= ngx.md5("a"), true, "NUL is not the end")
+  t.eq(#ngx.sha1_bin("abc"), 20, "sha1_bin: 20 bytes")
+  t.eq(hex(ngx.sha1_bin("abc")), "a9993e364706816aba3e25717850c26c9cd0d89d", "sha1 abc")
+  t.eq(hex(ngx.sha1_bin("")), "da39a3ee5e6b4b0d3255bfef95601890afd80709", "sha1 of the empty string")
+  t.eq(hex(ngx.sha1_bin("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+       "84983e441c3bd26ebaae4aa1f95129e5e54670f1", "sha1 FIPS 180 two blocks")
+  t.eq(hex(ngx.sha1_bin(("a"):rep(1000000))), "34aa973cd4c4daa4f61eeb2bdbad27316534016f", "sha1 of a million a")
+  t.eq(pcall(ngx.md5, {}), false, "md5 of a table raises")
+else
+  for _, name in ipairs({ "md5", "md5_bin", "sha1_bin" }) do
+    local ok, err = pcall(ngx[name], "abc")
+    t.eq(ok, false, name .. " without TLS raises")
+    t.has(err, "lnet was built without TLS", name .. " without TLS: the message")
+  end
+  local sock = co.tcp()
+  local ok, err = pcall(sock.sslhandshake, sock)
+  t.eq(ok, false, "sslhandshake without TLS raises")
+  t.has(err, "lnet was built without TLS", "sslhandshake without TLS: the message")
+end
 t.truthy(math.abs(ngx.now() - os.time()) < 2, "ngx.now is wall-clock seconds")
 t.eq(math.type(ngx.time()), "integer", "ngx.time")
 t.eq(type(ngx.config.ngx_lua_version), "number", "ngx.config")
