@@ -1,5 +1,7 @@
 #include "address.hh"
 
+#include "unix.hh"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -64,7 +66,9 @@ void escape_host(char* out, size_t n, const char* host) noexcept {
 void format_endpoint(char* out, size_t n, const char* host, int port) noexcept {
   char shown[kEndpointLen];
   escape_host(shown, sizeof shown, host);
-  if (host[0] != '[' && std::strchr(host, ':'))
+  if (is_unix_host(host))  // "unix:/path", "unix:@name": no port
+    std::snprintf(out, n, "%s", shown);
+  else if (host[0] != '[' && std::strchr(host, ':'))
     std::snprintf(out, n, "[%s]:%d", shown, port);
   else
     std::snprintf(out, n, "%s:%d", shown, port);
@@ -83,6 +87,12 @@ int push_socket_address(lua_State* L, evutil_socket_t fd, bool peer) {
     lua_pushnil(L);
     lua_pushstring(L, e == ENOTCONN ? "not connected" : std::strerror(e));
     return 2;
+  }
+  if (ss.ss_family == AF_UNIX) {  // "unix:/path" alone: there is no port
+    char path[kEndpointLen];
+    unix_format(reinterpret_cast<sockaddr_un*>(&ss), len, path, sizeof path);
+    lua_pushstring(L, path);
+    return 1;
   }
   if (!sockaddr_ip(reinterpret_cast<sockaddr*>(&ss), ip, sizeof ip, &port)) {
     lua_pushnil(L);

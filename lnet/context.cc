@@ -1,5 +1,6 @@
 #include "context.hh"
 
+#include "lnet.h"
 #include "resolver.hh"
 #include "tls.hh"
 
@@ -19,6 +20,7 @@ namespace {
 // Registry keys: addresses of these objects (constant, not state).
 const char kContextKey = 'c';
 const char kAnchorsKey = 'a';
+const char kHostThreadKey = 'h';
 
 void run_deferred(evutil_socket_t, short, void* arg) {
   Context* ctx = static_cast<Context*>(arg);
@@ -51,7 +53,7 @@ void context_free(Context* ctx) noexcept {
   // nothing uses the base any more.
   resolver_close(ctx);
   if (ctx->defer_ev) event_free(ctx->defer_ev);
-  if (ctx->base) event_base_free(ctx->base);
+  if (ctx->base && ctx->own_base) event_base_free(ctx->base);
   ctx->defer_ev = nullptr;
   ctx->base = nullptr;
   tls_shared_free(ctx->tls);
@@ -150,7 +152,14 @@ Context* context_push(lua_State* L) {
   lua_setfield(L, -2, "__name");
   lua_setmetatable(L, -2);
   ctx->defer_head.next = ctx->defer_head.prev = nullptr;
-  event_config* cfg = event_config_new();
+  // lnet.h: a host's base, left in the registry by lnet_use_event_base().
+  lua_getfield(L, LUA_REGISTRYINDEX, LNET_REGISTRY_EVENT_BASE);
+  if (lua_islightuserdata(L, -1)) {
+    ctx->base = static_cast<event_base*>(lua_touserdata(L, -1));
+    ctx->own_base = false;
+  }
+  lua_pop(L, 1);
+  event_config* cfg = ctx->base ? nullptr : event_config_new();
   if (cfg) {
     // No locking: one thread per state. Not EVENT_BASE_FLAG_PRECISE_TIMER:
     // with epoll it re-arms a timerfd on every loop round (a system call
@@ -164,6 +173,17 @@ Context* context_push(lua_State* L) {
     context_free(ctx);
     luaL_error(L, "net: cannot create the libevent event base");
   }
+  if (!ctx->own_base) {
+    // The host's loop runs callbacks outside net.loop(): they run on this
+    // thread, which keeps a callback's error for the next net.loop().
+    lua_State* T = lua_newthread(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &kHostThreadKey);
+    if (!lua_checkstack(T, 32)) luaL_error(L, "net: out of memory");
+    ctx->host_L = ctx->L = T;
+    ctx->loop_ran = true;  // the host runs it: no "never run" line at exit
+  }
+  lua_pushboolean(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, LNET_REGISTRY_CONTEXT);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &kContextKey);
   return ctx;

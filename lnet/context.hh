@@ -35,7 +35,9 @@ struct Context {
   Resolver* resolver = nullptr;  // name lookups (resolver.cc), made on the first one
   event* defer_ev = nullptr;   // activated while the deferred queue is not empty
   Deferred defer_head;         // sentinel of a circular list
-  lua_State* L = nullptr;      // the thread running net.loop(); null outside it
+  lua_State* L = nullptr;      // the thread running net.loop(); outside it host_L
+  lua_State* host_L = nullptr; // lnet.h: a thread of lnet's for callbacks run by the host's loop
+  bool own_base = true;        // false: the host's base (lnet_use_event_base), never freed here
   long anchored = 0;           // objects kept alive because they are active
   bool running = false;
   bool stop_requested = false;

@@ -15,6 +15,13 @@ int net_loop(lua_State* L) {
   static const char* const kModes[] = {"default", "once", "nowait", nullptr};
   int mode = luaL_checkoption(L, 1, "default", kModes);
   if (ctx->running) return luaL_error(L, "net.loop: the loop is already running");
+  if (ctx->error_pending && ctx->host_L) {
+    // A callback that the host's own loop ran raised (lnet.h): raise it here.
+    ctx->error_pending = false;
+    lua_xmove(ctx->host_L, L, 1);
+    lua_settop(ctx->host_L, 0);
+    return lua_error(L);
+  }
   // Room for the dispatcher's calls and for one stashed error.
   luaL_checkstack(L, 16, "net.loop");
   lua_settop(L, 0);
@@ -40,7 +47,7 @@ int net_loop(lua_State* L) {
       break;
   }
   ctx->running = false;
-  ctx->L = nullptr;
+  ctx->L = ctx->host_L;  // null unless a host's loop runs callbacks too
   if (ctx->error_pending) {
     ctx->error_pending = false;
     return lua_error(L);  // the callback's error, left on top by dispatch()
@@ -91,6 +98,7 @@ extern "C" LNET_EXPORT int luaopen_net(lua_State* L) {
   lnet::register_timer(L, ctx_idx, module_idx);
   lnet::register_socket(L, ctx_idx, module_idx);
   lnet::register_server(L, ctx_idx, module_idx);
+  lnet::register_udp(L, ctx_idx, module_idx);
   lnet::register_workers(L, ctx_idx, module_idx);
   lnet::register_framing(L, ctx_idx, module_idx);
   lnet::register_tls(L, ctx_idx, module_idx);

@@ -11,6 +11,7 @@ namespace lnet {
 void register_timer(lua_State* L, int ctx_idx, int module_idx);
 void register_socket(lua_State* L, int ctx_idx, int module_idx);
 void register_server(lua_State* L, int ctx_idx, int module_idx);
+void register_udp(lua_State* L, int ctx_idx, int module_idx);
 void register_workers(lua_State* L, int ctx_idx, int module_idx);  // workers.cc
 void register_framing(lua_State* L, int ctx_idx, int module_idx);  // net.frame
 

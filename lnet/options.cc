@@ -34,6 +34,23 @@ int64_t opt_int(lua_State* L, int arg, const char* key, int64_t lo, int64_t hi) 
   return v;
 }
 
+// "0660" (octal digits) or an integer 0..07777.
+int opt_mode(lua_State* L, int arg) {
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    size_t len = 0;
+    const char* s = lua_tolstring(L, -1, &len);
+    int v = 0;
+    bool ok = len > 0 && len <= 5;
+    for (size_t i = 0; ok && i < len; i++) {
+      ok = s[i] >= '0' && s[i] <= '7';
+      v = v * 8 + (s[i] - '0');
+    }
+    if (!ok || v > 07777) luaL_argerror(L, arg, "option 'mode' must be octal digits such as \"0660\"");
+    return v;
+  }
+  return static_cast<int>(opt_int(L, arg, "mode", 0, 07777));
+}
+
 constexpr int64_t kMaxMs = int64_t{1} << 40;  // ~35 years
 
 // proxy_trusted = {"127.0.0.1", "10.0.0.0/8", "fd00::/8", ...}
@@ -188,6 +205,8 @@ void parse_options(lua_State* L, int idx, int arg, Options* o) {
       o->linger_timeout_ms = opt_int(L, arg, k, 0, kMaxMs);
     } else if (!std::strcmp(k, "allow_half_open")) {
       o->allow_half_open = opt_bool(L, arg, k);
+    } else if (!std::strcmp(k, "mode")) {
+      o->mode = opt_mode(L, arg);
     } else if (!std::strcmp(k, "proxy_protocol")) {
       static const char* const kModes[] = {"off", "v1", "v2", "any", nullptr};
       int mode = -1;

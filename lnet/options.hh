@@ -56,6 +56,7 @@ struct Options {
   TlsSni* sni = nullptr;
   int64_t handshake_timeout_ms = 10000;  // 0 = none
   int64_t linger_timeout_ms = 30000;  // disconnect() resets after this long without progress; 0 = never
+  int mode = -1;                  // listen on "unix:/path": the file's permissions; -1 = umask
   // Where parse_options puts the PROXY protocol options: a server's
   // proxy_protocol, proxy_trusted, proxy_header_timeout (proxy_listen) and a
   // socket's send_proxy (send_proxy). They live in the server or socket, not

@@ -6,6 +6,7 @@
 #include "objects.hh"
 #include "proxy_conn.hh"
 #include "tls.hh"
+#include "unix.hh"
 
 #include <event2/event.h>
 
@@ -78,6 +79,12 @@ struct Server final : ConnOwner {
   uint64_t proxy_invalid = 0;
   uint64_t proxy_untrusted = 0;
   uint64_t proxy_timeout = 0;
+  // "unix:/path": the file this listener made, removed when it stops.
+  sockaddr_un unix_addr{};
+  socklen_t unix_len = 0;  // 0: not a unix listener
+  dev_t unix_dev = 0;
+  ino_t unix_ino = 0;
+  bool unix_file = false;
 
   void conn_connect_result(Conn*, int) noexcept override {}
   void conn_data(Conn* c, const char* data, size_t len) noexcept override;
@@ -382,6 +389,32 @@ void bind_addresses(Server* srv, evutil_addrinfo* list) noexcept {
   fail(srv, evutil_socket_error_to_string(err), errno_code(err));
 }
 
+// "unix:/path", "unix:@name": a stale socket file is replaced, a live one
+// or another file is not; mode applies to the file.
+void bind_unix(Server* srv) noexcept {
+  sockaddr_un* sa = &srv->unix_addr;
+  unix_sockaddr(srv->host, sa, &srv->unix_len);
+  srv->unix_file = false;
+  int err = unix_prepare_listen(sa, srv->unix_len);
+  int fd = -1;
+  if (err == 0) {
+    fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) err = errno;
+  }
+  if (err == 0 && ::bind(fd, reinterpret_cast<sockaddr*>(sa), srv->unix_len) != 0) err = errno;
+  if (err == 0) {
+    srv->unix_file = unix_file_id(sa, srv->unix_len, &srv->unix_dev, &srv->unix_ino);
+    err = unix_apply_mode(sa, srv->unix_len, srv->cur.mode);
+  }
+  if (err == 0 && ::listen(fd, srv->cur.backlog) != 0) err = errno;
+  if (err == 0 && !start_listener(srv, fd)) err = ENOMEM;
+  if (err == 0) return;
+  if (fd >= 0) ::close(fd);
+  if (srv->unix_file) unix_remove(sa, srv->unix_len, srv->unix_dev, srv->unix_ino);
+  srv->unix_file = false;
+  fail(srv, evutil_socket_error_to_string(err), errno_code(err));
+}
+
 // listen("fd:N"): adopts an inherited listening socket (systemd socket
 // activation, a hand-over from an older process). The server owns it from
 // now on: stop() closes it.
@@ -634,8 +667,10 @@ int server_listen(lua_State* L) {
   Server* srv = check_server(L);
   size_t hlen = 0;
   const char* host = check_host(L, 2, &hlen);
+  bool local = is_unix_host(host);
+  if (local) check_unix_host(L, 2, host, hlen, 3);
   // An inherited socket ("fd:N") has its own port: nil or 0 here.
-  int port = is_fd_host(host) && lua_isnoneornil(L, 3) ? 0 : check_port(L, 3);
+  int port = local ? 0 : is_fd_host(host) && lua_isnoneornil(L, 3) ? 0 : check_port(L, 3);
   Options cur = srv->opt;
   ProxyListen pl = srv->proxy_opt;
   cur.proxy_listen = &pl;
@@ -660,7 +695,9 @@ int server_listen(lua_State* L) {
   srv->proxy_cur = pl;
   tls_options_retain(L, &srv->cur);
   srv->state = ListenState::Resolving;
-  if (is_fd_host(srv->host)) {
+  if (local) {
+    bind_unix(srv);
+  } else if (is_fd_host(srv->host)) {
     adopt_fd(srv);
   } else if (!bind_numeric(srv)) {
     srv->pending |= kStart;
@@ -699,6 +736,8 @@ void close_listener(Server* srv) noexcept {
   srv->accept_ev = nullptr;
   if (srv->lfd >= 0) evutil_closesocket(srv->lfd);
   srv->lfd = -1;
+  if (srv->unix_file) unix_remove(&srv->unix_addr, srv->unix_len, srv->unix_dev, srv->unix_ino);
+  srv->unix_file = false;
   if (srv->backoff_ev) event_del(srv->backoff_ev);
   srv->state = ListenState::Idle;
   srv->pending = 0;  // after stop() only 'disconnected' callbacks fire
@@ -787,6 +826,13 @@ int server_sockname(lua_State* L) {
   Conn* c = check_conn(L, srv);
   if (!c) return 3;
   return push_socket_address(L, c->fd, false);
+}
+
+int server_peercred(lua_State* L) {
+  Server* srv = check_server(L);
+  Conn* c = check_conn(L, srv);
+  if (!c) return 3;
+  return push_peercred(L, c->fd);
 }
 
 int server_stats(lua_State* L) {
@@ -923,7 +969,8 @@ const luaL_Reg kMethods[] = {
     {"address", server_address},
     {"clients", server_clients}, {"peer", server_peer},       {"sockname", server_sockname},
     {"transport_peer", server_transport_peer}, {"proxy_info", server_proxy_info},
-    {"stats", server_stats},     {"tlsinfo", server_tlsinfo}, {"starttls", server_starttls},
+    {"stats", server_stats},     {"peercred", server_peercred},
+    {"tlsinfo", server_tlsinfo}, {"starttls", server_starttls},
     {nullptr, nullptr}};
 
 const luaL_Reg kMeta[] = {{"__gc", server_gc},

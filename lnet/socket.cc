@@ -5,6 +5,7 @@
 #include "errors.hh"
 #include "objects.hh"
 #include "tls.hh"
+#include "unix.hh"
 
 #include <event2/event.h>
 
@@ -149,11 +150,42 @@ void on_timeout(evutil_socket_t, short, void* arg) {
   }
 }
 
+// "unix:/path", "unix:@name": no lookup, one address.
+void start_unix(Socket* s) noexcept {
+  Conn* c = &s->conn;
+  sockaddr_un sa;
+  socklen_t len = 0;
+  unix_sockaddr(s->host, &sa, &len);
+  c->state = ConnState::Connecting;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    fail_errno(s, errno);
+    return;
+  }
+  // Completes at once, or fails (EAGAIN: the listener's backlog is full).
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0 && errno != EINPROGRESS) {
+    int err = errno;
+    ::close(fd);
+    fail_errno(s, err);
+    return;
+  }
+  if (!conn_attach(c, fd)) {
+    ::close(fd);
+    fail_errno(s, ENOMEM);
+    return;
+  }
+  conn_connecting(c);  // the write event reports the result, from the loop
+}
+
 void start(Socket* s) noexcept {
   if (s->conn.state != ConnState::Resolving) return;
   if (s->conn.opt.timeout_ms > 0) {
     timeval tv = ms_timeval(s->conn.opt.timeout_ms);
     event_add(s->timeout_ev, &tv);
+  }
+  if (is_unix_host(s->host)) {
+    start_unix(s);
+    return;
   }
   // May answer at once (numeric host): on_lookup then runs before this returns.
   Lookup* lk = lookup_start(s->conn.ctx, s->host, s->port, false, on_lookup, s);
@@ -343,7 +375,9 @@ int socket_connect(lua_State* L) {
   Socket* s = check_socket(L);
   size_t hlen = 0;
   const char* host = check_host(L, 2, &hlen);
-  int port = check_port(L, 3);
+  bool local = is_unix_host(host);
+  if (local) check_unix_host(L, 2, host, hlen, 3);
+  int port = local ? 0 : check_port(L, 3);
   Options cur = s->opt;
   SendProxy sp = s->send_proxy;
   cur.send_proxy = &sp;

@@ -18,7 +18,7 @@ lnet_deps_packages=(
   netcat-openbsd curl valgrind coreutils
   haproxy nginx-light libnginx-mod-stream
   redis-server redis-tools lua-nginx-redis lua-copas lua-socket lua5.1
-  libssl-dev openssl python3
+  libssl-dev openssl python3 socat
 )
 
 # A command each package provides, to check with command -v where there is
@@ -35,6 +35,7 @@ lnet_deps_command() {
     curl) echo curl ;;
     valgrind) echo valgrind ;;
     coreutils) echo timeout ;;
+    socat) echo socat ;;
     haproxy) echo haproxy ;;
     nginx-light) echo nginx ;;
     redis-server) echo redis-server ;;

@@ -88,6 +88,7 @@ function net.clearInterval(timer) end
 ---@field linger_timeout? integer after disconnect()/stop(), reset a connection that makes no progress for this long, ms ("LINGER_TIMEOUT"); 0 = never (default 30000)
 ---@field high_water? integer send() returns false above this many queued bytes (default 64 KiB)
 ---@field allow_half_open? boolean a peer's FIN fires `end` instead of closing (default false)
+---@field mode? integer|string listen on "unix:/path": the socket file's permissions ("0660" or an integer)
 ---@field proxy_protocol? net.ProxyMode server: each connection must start with a PROXY header (default "off"; never auto-detected)
 ---@field proxy_trusted? string[] server: the addresses or CIDR ranges that may connect with proxy_protocol (default: any)
 ---@field proxy_header_timeout? integer server: a header not complete by then closes the connection, ms (default 3000)
@@ -363,6 +364,113 @@ function TCPServer:sockname(client_id) end
 ---@param client_id? integer
 ---@return net.ServerStats|net.Stats
 function TCPServer:stats(client_id) end
+
+---The peer process of a "unix:" connection (SO_PEERCRED).
+---@param client_id integer
+---@return integer|nil pid
+---@return integer|string uid_or_message
+---@return integer|string gid_or_code
+function TCPServer:peercred(client_id) end
+
+---Options of net.UDPSocket (constructor, or 4th argument of bind). The
+---set{} ones may also be changed with udp:set(). Unknown names raise.
+---@class net.UDPOptions
+---@field reuseaddr? boolean SO_REUSEADDR (default false)
+---@field reuseport? boolean SO_REUSEPORT (default false)
+---@field ipv6only? boolean IPV6_V6ONLY of an IPv6 socket (default: the system's)
+---@field recv_buffer_size? integer SO_RCVBUF in bytes (default: the system's)
+---@field send_buffer_size? integer SO_SNDBUF in bytes (default: the system's)
+---@field max_datagram? integer the most bytes of one datagram delivered; longer ones are truncated (default 65535)
+---@field broadcast? boolean SO_BROADCAST (set{} too)
+---@field ttl? integer unicast TTL / hop limit 1..255 (set{} too)
+---@field multicast_ttl? integer multicast TTL / hops 0..255 (set{} too)
+---@field multicast_loop? boolean loop multicast back to this host (set{} too)
+---@field multicast_interface? string outgoing multicast interface: an IPv4 address, or an interface name for IPv6 (set{} too)
+
+---@class net.UDPCallbacks
+---@field message? fun(data: string, ip: string, port: integer, truncated: boolean) a datagram ("" when empty, never nil)
+---@field error? fun(message: string, code: string) bind, a lookup, or an ICMP error, from the loop
+
+---@class net.UDPStats
+---@field datagrams_in integer
+---@field datagrams_out integer
+---@field bytes_in integer
+---@field bytes_out integer
+---@field truncated integer datagrams cut to max_datagram
+---@field would_block integer sends refused with "would block"
+---@field errors integer failures reported to error
+---@field pending integer datagrams waiting for a name lookup
+
+---@class net.UDPSocket
+local UDPSocket = {}
+
+---@param options? net.UDPOptions
+---@return net.UDPSocket
+function net.UDPSocket(options) end
+
+---Binds and reads; a numeric host is bound before this returns.
+---@param host string an IP or a name
+---@param port integer 0..65535 (0: any free port, see sockname())
+---@param callbacks net.UDPCallbacks
+---@param options? net.UDPOptions
+---@return true
+function UDPSocket:bind(host, port, callbacks, options) end
+
+---Fixes the peer; with callbacks, also reads.
+---@param host string
+---@param port integer
+---@param callbacks? net.UDPCallbacks
+---@return true
+function UDPSocket:connect(host, port, callbacks) end
+
+---One datagram, at once: true, or nil, "would block" | "message too long" | ..., code.
+---@param data string
+---@param host? string (omitted when connected)
+---@param port? integer
+---@return true|nil ok
+---@return string? message
+---@return string? code
+function UDPSocket:send(data, host, port) end
+
+---@param group string a multicast IP address
+---@param interface? string a local IPv4 address (IPv4 group) or an interface name (IPv6 group)
+---@param source? string source-specific membership
+---@return true|nil ok
+---@return string? message
+---@return string? code
+function UDPSocket:join(group, interface, source) end
+
+---@param group string
+---@param interface? string
+---@param source? string
+---@return true|nil ok
+---@return string? message
+---@return string? code
+function UDPSocket:leave(group, interface, source) end
+
+---@param options net.UDPOptions only broadcast, ttl, multicast_ttl, multicast_loop, multicast_interface
+---@return true|nil ok
+---@return string? message
+---@return string? code
+function UDPSocket:set(options) end
+
+function UDPSocket:pause() end
+
+function UDPSocket:resume() end
+
+---Closes the socket; idempotent.
+function UDPSocket:close() end
+
+---@return string|nil ip
+---@return integer|string port_or_message
+function UDPSocket:sockname() end
+
+---@return string|nil ip
+---@return integer|string port_or_message
+function UDPSocket:peer() end
+
+---@return net.UDPStats
+function UDPSocket:stats() end
 
 ---Closes the listener only; open connections go on (a worker's graceful stop).
 function TCPServer:stop_accepting() end

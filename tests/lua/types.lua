@@ -57,6 +57,21 @@ net.clearTimeout(timer)
 t.same(sorted_keys(methods_of(sock)), sorted_keys(declared("TCPSocket", ":")), "TCPSocket methods")
 t.same(sorted_keys(methods_of(srv)), sorted_keys(declared("TCPServer", ":")), "TCPServer methods")
 t.same(sorted_keys(methods_of(timer)), sorted_keys(declared("Timer", ":")), "Timer methods")
+local udp = net.UDPSocket()
+t.same(sorted_keys(methods_of(udp)), sorted_keys(declared("UDPSocket", ":")), "UDPSocket methods")
+-- UDP options: each declared one is accepted by the constructor.
+for name in pairs(class_fields("net.UDPOptions")) do
+  local ty = defs:match("%-%-%-@field " .. name .. "%?? ([%w|]+)")
+  local value = ({ boolean = true, integer = 100, string = "127.0.0.1" })[ty:match("^(%a+)")]
+  local ok, err = pcall(net.UDPSocket, { [name] = value })
+  t.truthy(ok, "declared UDP option '" .. name .. "' rejected: " .. tostring(err))
+  t.truthy(readme:find("`" .. name .. "`", 1, true), "README lacks UDP option " .. name)
+end
+for name in pairs(class_fields("net.UDPCallbacks")) do
+  local ok, err = pcall(udp.bind, udp, "127.0.0.1", 0, { [name] = 42 })
+  t.truthy(not ok and err:find("callback '" .. name .. "' must be a function", 1, true),
+           "net.UDPCallbacks." .. name .. " is not checked by bind: " .. tostring(err))
+end
 
 -- Options: every declared one is accepted, an undeclared one is not.
 local sample = { boolean = true, integer = 1000, string = "line", table = {} }
@@ -72,7 +87,7 @@ for name in pairs(options) do
   t.truthy(ok, "declared option '" .. name .. "' rejected: " .. tostring(err))
   t.truthy(readme:find("| `" .. name .. "` |", 1, true), "README options table lacks " .. name)
 end
-t.truthy(#sorted_keys(options) == 21, "21 options declared (linger_timeout: issue 8; the 4 PROXY ones: issue 10; framing, max_message: issue 9; tls, servername, sni, handshake_timeout: issue 11)")
+t.truthy(#sorted_keys(options) == 22, "22 options declared (linger_timeout: issue 8; the 4 PROXY ones and mode: issue 10; framing, max_message: issue 9; tls, servername, sni, handshake_timeout: issue 11)")
 t.raises("unknown option 'nodelya'", function() net.TCPSocket({ nodelya = true }) end)
 
 -- Callbacks: every declared name is one the module checks.
@@ -100,5 +115,8 @@ for name in pairs(declared("TCPSocket", ":")) do
 end
 for name in pairs(declared("TCPServer", ":")) do
   t.truthy(readme:find("server:" .. name, 1, true), "README lacks server:" .. name)
+end
+for name in pairs(declared("UDPSocket", ":")) do
+  t.truthy(readme:find("udp:" .. name, 1, true), "README lacks udp:" .. name)
 end
 assert(net.loop() == false)
