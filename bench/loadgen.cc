@@ -7,7 +7,8 @@
 //   --conns N       connections (pingpong, stream, idle) or concurrency (churn)
 //   --duration S    measured time in seconds (idle: how long to hold)
 //   --warmup S      seconds run before the measured window (not counted)
-//   --count K       pingpong/churn: stop after K measured operations (without
+//   --count K       pingpong/churn: stop after K measured operations; stream
+//                   (one connection): stop after K bytes echoed back (without
 //                   --duration: no time limit but --timeout, default 300 s)
 //   --size B        message size for pingpong/churn (default 64)
 //   --chunk B       write size for stream (default 16384)
@@ -342,7 +343,12 @@ void LoadGen::stream_write(Conn& c) {
   if (done_) return;
   while (c.out_off - c.in_off + size_t(cfg_.chunk) <= uint64_t(cfg_.window)) {
     size_t off = size_t(c.out_off % kPeriod);
-    ssize_t n = xsend(c, pattern_.data() + off, size_t(cfg_.chunk));
+    size_t len = size_t(cfg_.chunk);
+    if (cfg_.count > 0) {  // --count: exactly that many bytes, no more
+      if (c.out_off >= uint64_t(cfg_.count)) break;
+      len = size_t(std::min<uint64_t>(len, uint64_t(cfg_.count) - c.out_off));
+    }
+    ssize_t n = xsend(c, pattern_.data() + off, len);
     if (n > 0) {
       c.out_off += uint64_t(n);
       if (measuring(now_ns())) bytes_out_ += uint64_t(n);
@@ -398,6 +404,11 @@ void LoadGen::on_readable(Conn& c) {
       if (std::memcmp(rbuf_.data(), pattern_.data() + off, size_t(n)) != 0) mismatches_++;
       c.in_off += uint64_t(n);
       if (measuring(t) && t <= t_end_) bytes_in_ += uint64_t(n);
+      if (cfg_.count > 0 && c.in_off >= uint64_t(cfg_.count)) {
+        done_ = true;
+        t_stop_ = t;
+        return;
+      }
       stream_write(c);
       if (size_t(n) < rbuf_.size() && !c.ssl) return;
       continue;

@@ -262,6 +262,20 @@ TlsConfig* build(const Spec& sp, char* err, size_t n) noexcept {
   }
   if (ok && sp.cert) ok = load_cert(ctx, sp, err, n);
   if (ok && sp.key) ok = load_key(ctx, sp, err, n);
+  if (ok && sp.cert) {
+    // The chain sent with the certificate: when its file had none, OpenSSL
+    // would look the issuers up in the trust store on every handshake (the
+    // system store: a directory search each time). Built once here, the
+    // same way (issuers from the store, failures ignored), and used as is.
+    STACK_OF(X509)* chain = nullptr;
+    SSL_CTX_get0_chain_certs(ctx, &chain);
+    if (chain && sk_X509_num(chain) > 0)
+      SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);  // the file's chain: auto chain unused anyway
+    else if (SSL_CTX_build_cert_chain(ctx, SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR |
+                                               SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR) > 0)
+      SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
+    ERR_clear_error();  // a chain not built: OpenSSL builds it per handshake, as before
+  }
   if (ok && sp.alpn_len) {
     std::memcpy(cfg->alpn, sp.alpn, sp.alpn_len);
     cfg->alpn_len = sp.alpn_len;
@@ -280,6 +294,10 @@ TlsConfig* build(const Spec& sp, char* err, size_t n) noexcept {
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
   static const unsigned char kSid[] = "lnet";
   SSL_CTX_set_session_id_context(ctx, kSid, sizeof kSid - 1);
+  // TLS 1.3: one session ticket after a full handshake, not OpenSSL's two
+  // (each is a session encoded, encrypted and sent: work on every new
+  // connection). A client resuming once needs one.
+  SSL_CTX_set_num_tickets(ctx, 1);
   ERR_clear_error();
   return cfg;
 }

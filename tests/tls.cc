@@ -282,6 +282,46 @@ BOOST_AUTO_TEST_CASE(https_server_with_curl) {
   BOOST_TEST(srv->running(), srv->describe());
 }
 
+// The chain a server sends when its cert file holds the leaf only: built
+// once from the context's trust store (ca) when the context is made, still
+// sent whole (OpenSSL's per-handshake auto chain is off). And one TLS 1.3
+// session ticket per full handshake, not OpenSSL's default two.
+BOOST_AUTO_TEST_CASE(chain_from_ca_and_one_ticket) {
+  TempDir d;
+  std::string script = d.write("srv.lua", R"(
+local net = require "net"
+local server = net.TCPServer()
+server:listen("127.0.0.1", 0, {
+  started = function()
+    print(("listening on %s:%d"):format(server:address()))
+    io.stdout:flush()
+  end,
+  data = function(id, data)
+    server:send(id, data)
+    server:disconnect(id)  -- s_client (-ign_eof) ends at our close_notify
+  end,
+}, { tls = net.TLSContext { cert = arg[1], key = arg[2], ca = arg[3] } })
+net.loop()
+)");
+  auto srv = lnet_test::lnet({script, cert("server.pem"), cert("server.key"), cert("ca.pem")}, true);
+  uint16_t port = port_from(*srv, "listening on");
+  auto r = lnet_test::run({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-tls1_3",
+                           "-CAfile", cert("ca.pem"), "-verify_return_error", "-showcerts", "-ign_eof"},
+                          {}, "ping\n", seconds(20));
+  BOOST_TEST(r.out.find("Verify return code: 0 (ok)") != std::string::npos, r.text);
+  BOOST_TEST(r.out.find("\nping\n") != std::string::npos, r.text);  // the echo: the tickets came before it
+  // Depth 0 the server, depth 1 the CA: the chain came from ca, not the file.
+  BOOST_TEST(r.out.find(" 0 s:") != std::string::npos, r.text);
+  BOOST_TEST(r.out.find(" 1 s:") != std::string::npos, r.text);
+  BOOST_TEST(r.out.find("lnet test CA") != std::string::npos, r.text);
+  size_t tickets = 0;
+  for (size_t at = r.out.find("New Session Ticket arrived"); at != std::string::npos;
+       at = r.out.find("New Session Ticket arrived", at + 1))
+    tickets++;
+  BOOST_TEST(tickets == 1u, "session tickets: " << tickets << "\n" << r.text);
+  BOOST_TEST(srv->running(), srv->describe());
+}
+
 BOOST_AUTO_TEST_CASE(https_client_against_s_server_www) {
   TempDir www;
   www.write("page.html", "served by s_server -WWW\n");
