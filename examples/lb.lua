@@ -179,19 +179,6 @@ local sessions = {}  -- client id -> { client, backend (TCPSocket), open, pendin
 local listening = false
 
 
--- With --send-proxy: the PROXY header for client id's backend connection,
--- naming the client (peer) and the address it connected to (sockname).
-local function send_proxy_for(id)
-  if opts.send_proxy == 0 then return nil end
-  local sip, sport = server:peer(id)
-  local dip, dport = server:sockname(id)
-  if not sip or not dip or (sip:find(":") ~= nil) ~= (dip:find(":") ~= nil) then
-    return { version = opts.send_proxy }
-  end
-  return { version = opts.send_proxy, source_ip = sip, source_port = sport,
-           dest_ip = dip, dest_port = dport }
-end
-
 -- Connects client `id` to the next live backend it has not tried yet.
 local function attach(id, tried)
   local s = sessions[id]
@@ -230,7 +217,7 @@ local function attach(id, tried)
       if failure then server:close(id) else server:disconnect(id) end
     end,
   }, { timeout = opts.connect_timeout, allow_half_open = true,
-       idle_timeout = opts.idle_timeout, nodelay = true, send_proxy = send_proxy_for(id) })
+       idle_timeout = opts.idle_timeout, nodelay = true, send_proxy = relay.send_proxy(server, id, opts.send_proxy) })
 end
 
 server:listen(listen_host, listen_port, {

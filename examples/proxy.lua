@@ -178,19 +178,6 @@ local function reply_error(id, code, text)
   log("client %d: %d %s", id, code, text)
 end
 
--- With --send-proxy: the PROXY header naming client id (peer) and the
--- address it connected to (sockname).
-local function send_proxy_for(id)
-  if not opts.send_proxy then return nil end
-  local sip, sport = server:peer(id)
-  local dip, dport = server:sockname(id)
-  if not sip or not dip or (sip:find(":") ~= nil) ~= (dip:find(":") ~= nil) then
-    return { version = opts.send_proxy }
-  end
-  return { version = opts.send_proxy, source_ip = sip, source_port = sport,
-           dest_ip = dip, dest_port = dport }
-end
-
 local function start_target(id, host, port)
   local s = sessions[id]
   s.state = "connecting"
@@ -232,7 +219,7 @@ local function start_target(id, host, port)
       if failure then server:close(id) else server:disconnect(id) end
     end,
   }, { timeout = opts.connect_timeout, allow_half_open = true,
-       idle_timeout = opts.idle_timeout, nodelay = true, send_proxy = send_proxy_for(id) })
+       idle_timeout = opts.idle_timeout, nodelay = true, send_proxy = relay.send_proxy(server, id, opts.send_proxy) })
 end
 
 -- Connect mode: looks at the bytes received so far; starts the tunnel once

@@ -32,4 +32,19 @@ function relay.pass(from, to, data, log)
   end
 end
 
+-- The send_proxy option for the backend connection of server's client id:
+-- a PROXY header of `version` (1 or 2) naming the client (peer) and the
+-- address it connected to (sockname); a header without addresses when they
+-- are unknown or of different families; nil when version is nil or 0.
+function relay.send_proxy(server, id, version)
+  if not version or version == 0 then return nil end
+  local sip, sport = server:peer(id)
+  local dip, dport = server:sockname(id)
+  if not sip or not dip or (sip:find(":") ~= nil) ~= (dip:find(":") ~= nil) then
+    return { version = version }
+  end
+  return { version = version, source_ip = sip, source_port = sport,
+           dest_ip = dip, dest_port = dport }
+end
+
 return relay
