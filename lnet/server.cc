@@ -486,9 +486,8 @@ void run_deferred(Deferred* d) {
   maybe_release(srv->ctx->L, srv);
 }
 
-// A connection's end, from the loop: 'disconnected' fires (stats(id) still
-// answers inside it), then the id is gone.
-struct TlsErrorCall {
+// A callback about one connection of srv (tls_error, secured).
+struct ConnCall {
   Server* srv;
   Conn* c;
 };
@@ -496,7 +495,7 @@ struct TlsErrorCall {
 // tls_error(message, ip, port, code); without the callback nothing is
 // written (a client's failure is not the server's error; stats count it).
 int tls_error_body(lua_State* L) {
-  TlsErrorCall* te = static_cast<TlsErrorCall*>(lua_touserdata(L, 1));
+  ConnCall* te = static_cast<ConnCall*>(lua_touserdata(L, 1));
   push_anchored(L, te->srv);
   if (lua_type(L, -1) != LUA_TUSERDATA || lua_getiuservalue(L, -1, kTlsError) != LUA_TFUNCTION)
     return 0;
@@ -511,6 +510,8 @@ int tls_error_body(lua_State* L) {
   return 0;
 }
 
+// A connection's end, from the loop: 'disconnected' fires (stats(id) still
+// answers inside it), then the id is gone.
 void run_conn_deferred(Deferred* d) {
   Conn* c = static_cast<Conn*>(d->owner);
   Server* srv = static_cast<Server*>(c->owner);
@@ -518,7 +519,7 @@ void run_conn_deferred(Deferred* d) {
   if (c->id == 0) {  // ended in its TLS handshake: never a client id
     if (tls_handshake_failed(c)) {
       srv->tls_failed++;
-      TlsErrorCall te{srv, c};
+      ConnCall te{srv, c};
       dispatch(ctx, tls_error_body, &te);
     }
     forget_handshaking(srv, c);
@@ -566,13 +567,8 @@ void Server::conn_drain(Conn* c) noexcept { fire_conn(this, kDrain, c->id); }
 
 void Server::conn_end(Conn* c) noexcept { fire_conn(this, kEnd, c->id); }
 
-struct SecuredCall {
-  Server* srv;
-  Conn* c;
-};
-
 int secured_body(lua_State* L) {
-  SecuredCall* sc = static_cast<SecuredCall*>(lua_touserdata(L, 1));
+  ConnCall* sc = static_cast<ConnCall*>(lua_touserdata(L, 1));
   push_anchored(L, sc->srv);
   if (lua_type(L, -1) != LUA_TUSERDATA || lua_getiuservalue(L, -1, kSecured) != LUA_TFUNCTION)
     return 0;
@@ -584,7 +580,7 @@ int secured_body(lua_State* L) {
 
 void Server::conn_secured(Conn* c) noexcept {
   if (tls_is_starttls(c)) {
-    SecuredCall sc{this, c};
+    ConnCall sc{this, c};
     dispatch(ctx, secured_body, &sc);
     return;
   }
