@@ -158,14 +158,8 @@ void push_proxy_info(lua_State* L, const ProxyConn* pc) {
   lua_setfield(L, -2, "tlvs");
 }
 
-ProxyPeer proxy_peer_trusted(const ProxyListen* pl, evutil_socket_t fd) noexcept {
-  if (!pl->trusted_set) return ProxyPeer::Trusted;
-  sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return ProxyPeer::Gone;
-  return proxy_trusted(reinterpret_cast<sockaddr*>(&ss), pl->trusted, pl->trusted_count)
-             ? ProxyPeer::Trusted
-             : ProxyPeer::Untrusted;
+bool proxy_peer_trusted(const ProxyListen* pl, const sockaddr* sa) noexcept {
+  return !pl->trusted_set || proxy_trusted(sa, pl->trusted, pl->trusted_count);
 }
 
 }  // namespace lnet

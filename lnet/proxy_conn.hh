@@ -53,9 +53,10 @@ int push_proxy_peer(lua_State* L, const ProxyConn* pc, evutil_socket_t fd);
 // dest_port, alpn, authority, unique_id, tlvs = {{type =, value =}, ...}}.
 void push_proxy_info(lua_State* L, const ProxyConn* pc);
 
-// Whether the peer of fd may send a header under pl (proxy_trusted); Gone
-// when it has already reset (health checks do that right after connecting).
-enum class ProxyPeer : uint8_t { Trusted, Untrusted, Gone };
-ProxyPeer proxy_peer_trusted(const ProxyListen* pl, evutil_socket_t fd) noexcept;
+// Whether a peer at sa (the address accept() gave: a socket reset since
+// has no peer name left, yet its header may be complete in the queue, as
+// with HAProxy's v1 health checks) may send a header under pl
+// (proxy_trusted).
+bool proxy_peer_trusted(const ProxyListen* pl, const sockaddr* sa) noexcept;
 
 }  // namespace lnet

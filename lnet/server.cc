@@ -244,12 +244,12 @@ void on_preface(ProxyConn* pc, ProxyResult r) {
   maybe_release(srv->ctx->L, srv);
 }
 
-// An accepted socket: a connection at once, or after its PROXY header.
-bool accept_one(Server* srv, evutil_socket_t fd) noexcept {
+// An accepted socket (peer: accept()'s address): a connection at once, or
+// after its PROXY header.
+bool accept_one(Server* srv, evutil_socket_t fd, const sockaddr* peer) noexcept {
   if (srv->proxy_cur.mode == ProxyMode::Off) return take(srv, fd);
-  ProxyPeer peer = proxy_peer_trusted(&srv->proxy_cur, fd);
-  if (peer != ProxyPeer::Trusted) {
-    if (peer == ProxyPeer::Untrusted) srv->proxy_untrusted++;
+  if (!proxy_peer_trusted(&srv->proxy_cur, peer)) {
+    srv->proxy_untrusted++;
     evutil_closesocket(fd);
     return true;
   }
@@ -309,7 +309,9 @@ void on_accept(evutil_socket_t lfd, short, void* arg) {
   for (int i = 0; i < kAcceptsPerEvent; i++) {
     // A callback raised or stopped the loop: the rest wait in the kernel.
     if (halted(srv->ctx) || srv->state != ListenState::Listening || srv->limit_paused) return;
-    int fd = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    int fd = ::accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) return;
@@ -317,7 +319,7 @@ void on_accept(evutil_socket_t lfd, short, void* arg) {
       accept_failed(srv, err);
       return;
     }
-    if (!accept_one(srv, fd)) {
+    if (!accept_one(srv, fd, reinterpret_cast<const sockaddr*>(&peer))) {
       accept_failed(srv, ENOMEM);
       return;
     }

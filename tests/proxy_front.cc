@@ -154,7 +154,82 @@ boost::test_tools::assertion_result have_nginx_stream(utf::test_unit_id) {
   return r;
 }
 
+// rst_client(port, bytes): connects to 127.0.0.1:port, sends bytes and
+// closes with a reset (SO_LINGER 0), all before returning: the server's
+// loop meets the connection already reset, its header complete in the queue.
+int l_rst_client(lua_State* L) {
+  lua_Integer port = luaL_checkinteger(L, 1);
+  size_t n = 0;
+  const char* data = luaL_checklstring(L, 2, &n);
+  std::string err;
+  {
+    try {
+      Fd fd = lnet_test::connect_to(static_cast<uint16_t>(port), seconds(5));
+      lnet_test::send_all(fd.get(), std::string(data, n));
+      linger lg{1, 0};
+      if (setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0) err = "SO_LINGER failed";
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+  }
+  if (!err.empty()) return luaL_error(L, "rst_client: %s", err.c_str());
+  return 0;
+}
+
+// A server that requires a header, and clients that send one and reset at
+// once (HAProxy's v1 health checks do): each header is read and the
+// connection made (connected, then disconnected with ECONNRESET), never
+// dropped as untrusted because the reset socket has no peer name left.
+const char kHeaderThenReset[] = R"lua(
+local net = require "net"
+local headers = {
+  "PROXY UNKNOWN\r\n",
+  "PROXY TCP4 192.0.2.7 198.51.100.1 56324 443\r\n",
+  "\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00",  -- v2 LOCAL
+}
+local srv = net.TCPServer()
+local seen, ended = {}, {}
+local limit = net.setTimeout(function() srv:stop() end, 5000)
+srv:listen("127.0.0.1", 0, {
+  started = function()
+    local _, port = srv:address()
+    -- Within this callback the loop accepts nothing: every connection is
+    -- reset before lnet sees it.
+    for _, h in ipairs(headers) do rst_client(port, h) end
+  end,
+  connected = function(id)
+    local info = srv:proxy_info(id)
+    seen[#seen + 1] = ("v%d %s %s %s"):format(info.version, info.command, info.family, tostring(srv:peer(id)))
+  end,
+  disconnected = function(id, why, code)
+    ended[#ended + 1] = tostring(code)
+    if #ended == #headers then net.clearTimeout(limit); srv:stop() end
+  end,
+  error = function(m) error(m) end,
+}, { proxy_protocol = "any", proxy_trusted = { "127.0.0.1" } })
+assert(net.loop() == false)
+table.sort(seen)
+local st = srv:stats()
+result = table.concat(seen, ",") .. " | " .. table.concat(ended, ",") ..
+  (" | untrusted %d invalid %d timeout %d"):format(st.proxy_untrusted, st.proxy_invalid, st.proxy_timeout)
+)lua";
+
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(header_then_reset, *utf::timeout(60)) {
+  lua_State* L = lnet_test::new_state();
+  BOOST_REQUIRE(L != nullptr);
+  lua_pushcfunction(L, l_rst_client);
+  lua_setglobal(L, "rst_client");
+  std::string err = lnet_test::run_string(L, kHeaderThenReset, "=header_then_reset");
+  BOOST_CHECK_MESSAGE(err.empty(), err);
+  lua_getglobal(L, "result");
+  std::string result = lua_isstring(L, -1) ? lua_tostring(L, -1) : "(no result)";
+  lua_close(L);
+  BOOST_CHECK_EQUAL(result,
+                    "v1 PROXY TCP4 192.0.2.7,v1 PROXY UNKNOWN nil,v2 LOCAL UNKNOWN nil"
+                    " | ECONNRESET,ECONNRESET,ECONNRESET | untrusted 0 invalid 0 timeout 0");
+}
 
 BOOST_AUTO_TEST_CASE(lua_server_and_client, *utf::timeout(120)) {
   std::string err = lnet_test::run_scenario("proxy_server");
