@@ -57,11 +57,13 @@ bool on_path(const std::string& name) {
 
 // An lnet backend (examples/deploy/backend.lua NAME), logging each
 // connection's header; waits until it listens.
-std::unique_ptr<Child> backend(uint16_t port, const std::string& name) {
+// trusted: its TRUSTED arguments (default: loopback).
+std::unique_ptr<Child> backend(uint16_t port, const std::string& name, const std::string& trusted = "") {
   lnet_test::Env env = lnet_test::lua_env();
   env.push_back({"LNET_DEPLOY_LOG", "1"});
-  auto c = std::make_unique<Child>(
-      lnet_test::lnet_argv({deploy("backend.lua"), std::to_string(port), name}, true), env);
+  std::vector<std::string> args = {deploy("backend.lua"), std::to_string(port), name};
+  if (!trusted.empty()) args.push_back(trusted);
+  auto c = std::make_unique<Child>(lnet_test::lnet_argv(args, true), env);
   BOOST_REQUIRE_MESSAGE(c->wait_for("listening on", seconds(20)), c->describe());
   return c;
 }
@@ -138,6 +140,38 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
     s.replace(pos, from.size(), to);
   return s;
+}
+
+// HAProxy's "show stat" on its stats socket: server name -> "STATUS CHECK"
+// (e.g. "UP L7OK") for the servers of backend lnet_servers.
+std::map<std::string, std::string> haproxy_servers(const std::string& socket) {
+  std::map<std::string, std::string> out;
+  lnet_test::Result r = lnet_test::run({"socat", "-", "UNIX-CONNECT:" + socket}, {}, "show stat\n", seconds(5));
+  std::istringstream in(r.out);
+  std::string line;
+  std::vector<std::string> names;
+  auto split = [](const std::string& l) {
+    std::vector<std::string> f;
+    std::string x;
+    std::istringstream ls(l);
+    while (std::getline(ls, x, ',')) f.push_back(x);
+    return f;
+  };
+  size_t status = 0, check = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind("# ", 0) == 0) {
+      names = split(line.substr(2));
+      for (size_t i = 0; i < names.size(); i++) {
+        if (names[i] == "status") status = i;
+        if (names[i] == "check_status") check = i;
+      }
+      continue;
+    }
+    std::vector<std::string> f = split(line);
+    if (status == 0 || check == 0 || f.size() <= check || f[0] != "lnet_servers" || f[1] == "BACKEND") continue;
+    out[f[1]] = f[status] + " " + f[check];
+  }
+  return out;
 }
 
 const char* kNginxStream = "/usr/lib/nginx/modules/ngx_stream_module.so";
@@ -237,18 +271,42 @@ BOOST_AUTO_TEST_CASE(lua_server_and_client, *utf::timeout(120)) {
 }
 
 BOOST_AUTO_TEST_CASE(haproxy_in_front, *utf::timeout(180) * utf::precondition(have_haproxy)) {
-  uint16_t p1 = free_port(), p2 = free_port(), lb = free_port();
+  uint16_t p1 = free_port(), p2 = free_port(), p3 = free_port(), lb = free_port();
   auto one = backend(p1, "one");
   auto two = backend(p2, "two");
-  Child haproxy({"haproxy", "-db", "-f", deploy("haproxy.cfg")},
+  // A control: a server that trusts no header from here (it closes every
+  // connection, checks included), so its checks must fail.
+  auto three = backend(p3, "three", "192.0.2.1");
+  // examples/deploy/haproxy.cfg as it is, plus a stats socket and the control.
+  TempDir dir;
+  std::string conf = read_file(deploy("haproxy.cfg"));
+  std::string stats = dir / "stats.sock";
+  BOOST_REQUIRE(conf.find("\nglobal\n") != std::string::npos);
+  conf = replace_all(conf, "\nglobal\n", "\nglobal\n    stats socket \"" + stats + "\"\n");
+  conf += "    server three \"" + addr(p3) + "\" send-proxy-v2\n";
+  Child haproxy({"haproxy", "-db", "-f", dir.write("haproxy.cfg", conf)},
                 {{"LB_ADDR", addr(lb)}, {"BACKEND1", addr(p1)}, {"BACKEND2", addr(p2)}});
   BOOST_REQUIRE_MESSAGE(wait_answering(lb, seconds(20)), haproxy.describe());
-  // Health checks carry a header too: LOCAL (v2) to one (HAProxy's v1
-  // checks to two reset right after their header, mostly before it is read).
+  // Health checks carry a header (v2 LOCAL to one, v1 to two) and pass only
+  // when the server accepted it and answered (tcp-check expect): L7OK.
+  std::map<std::string, std::string> servers;
+  for (auto deadline = Clock::now() + seconds(10); Clock::now() < deadline;) {
+    servers = haproxy_servers(stats);
+    if (servers["one"] == "UP L7OK" && servers["two"] == "UP L7OK" && servers["three"].rfind("DOWN ", 0) == 0)
+      break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  BOOST_CHECK_EQUAL(servers["one"], "UP L7OK");
+  BOOST_CHECK_EQUAL(servers["two"], "UP L7OK");
+  BOOST_CHECK_MESSAGE(servers["three"].rfind("DOWN ", 0) == 0, "three: " << servers["three"]);
   BOOST_CHECK_MESSAGE(one->wait_for("connection v2 LOCAL", seconds(10), 3), one->describe());
+  BOOST_CHECK_MESSAGE(two->wait_for("connection v1 PROXY", seconds(10), 3), two->describe());
+  BOOST_CHECK_MESSAGE(three->out().find("connection ") == std::string::npos, three->describe());
   // Five check intervals later neither server has been taken out.
   std::this_thread::sleep_for(milliseconds(1000));
-  BOOST_CHECK_MESSAGE(haproxy.err().find(" is DOWN") == std::string::npos, haproxy.describe());
+  BOOST_CHECK_MESSAGE(haproxy.err().find("one is DOWN") == std::string::npos &&
+                          haproxy.err().find("two is DOWN") == std::string::npos,
+                      haproxy.describe());
   // Both servers up, each client seen with its real address.
   std::map<std::string, int> by_server;
   for (int k = 0; k < 40; k++) {
