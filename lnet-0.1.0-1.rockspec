@@ -54,6 +54,11 @@ build = {
    -- meson and ninja build build-rock/lnet/net.so against luarocks' Lua
    -- headers; see tools/luarocks-build.sh.
    build_command = [[LUA_INCDIR="$(LUA_INCDIR)" LUA="$(LUA)" LIBEVENT_INCDIR="$(LIBEVENT_INCDIR)" LIBEVENT_LIBDIR="$(LIBEVENT_LIBDIR)" sh tools/luarocks-build.sh]],
+   -- lnet.h, the C header for hosts that drive lnet from their own
+   -- event_base (README "Embedding in a libevent host"), goes to the rock's
+   -- directory: $(luarocks show --rock-dir lnet)/include/lnet.h. (The
+   -- install table knows only lua, lib, bin and conf files.)
+   install_command = [[mkdir -p "$(PREFIX)/include" && cp lnet/lnet.h "$(PREFIX)/include/lnet.h"]],
    install = {
       lib = {
          net = "build-rock/lnet/net.so",

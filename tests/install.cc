@@ -1,7 +1,8 @@
 // Packaging and linkage checks, run against real tools:
 //  - the rockspec builds and installs with luarocks into a private tree, and
 //    the installed module and `lnet` runner work from another directory,
-//    without `luarocks path` (also with --deps-mode=none);
+//    without `luarocks path` (also with --deps-mode=none); lnet.h is in
+//    the rock's directory (include/), and a C file compiles against it;
 //  - README's pack command makes a rock that installs into a fresh tree and
 //    runs an example;
 //  - the built net.so exports luaopen_net and nothing else of ours, and does
@@ -361,6 +362,34 @@ void check_installed_runner(const fs::path& tree, const fs::path& elsewhere) {
                       "the runner did not run the loop:\n" + script.output);
 }
 
+std::string file_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The rock installed lnet.h in its directory (README: $(luarocks show
+// --rock-dir lnet)/include/lnet.h), the same as the source's, and a C
+// file that includes it from there compiles.
+void check_installed_header(const fs::path& rock_dir, const fs::path& work) {
+  const fs::path header = rock_dir / "include" / "lnet.h";
+  BOOST_REQUIRE_MESSAGE(fs::exists(header), "the rock installed no " + header.string());
+  BOOST_CHECK_MESSAGE(file_text(header) == file_text(fs::path(source_dir()) / "lnet" / "lnet.h"),
+                      header.string() + " differs from lnet/lnet.h");
+  write_file(work / "uses_lnet_h.c",
+             "#include <lnet.h>\n"
+             "int use(lua_State *L, struct event_base *b) { return lnet_use_event_base(L, b); }\n");
+  // The Lua headers luarocks builds against (lnet.h includes lua.h).
+  Result incdir = run({"luarocks", "--lua-version", "5.4", "config", "variables.LUA_INCDIR"}, work.string(),
+                      clean_lua_env(), 60);
+  BOOST_REQUIRE_MESSAGE(incdir.ok() && !lines(incdir.output).empty(), "luarocks config: " + incdir.describe());
+  Result cc = run({"cc", "-fsyntax-only", "-Wall", "-Werror", "-I" + (rock_dir / "include").string(),
+                   "-I" + lines(incdir.output).back(), (work / "uses_lnet_h.c").string()},
+                  work.string(), {}, 120);
+  BOOST_CHECK_MESSAGE(cc.ok(), "cc -I<rock>/include with #include <lnet.h>: " + cc.describe());
+}
+
 }  // namespace
 
 // (a) luarocks builds the rockspec from a copy of the sources into a private
@@ -401,6 +430,15 @@ BOOST_AUTO_TEST_CASE(luarocks_make_installs_module_and_runner) {
 
   // The installed runner runs a script with its globals and the loop.
   check_installed_runner(tree, elsewhere);
+
+  // lnet.h where README says: in the directory `luarocks show --rock-dir` names.
+  Result show = run({"luarocks", "--lua-version", "5.4", "show", "--rock-dir", "--tree", tree.string(), "lnet"},
+                    elsewhere.string(), env, 120);
+  BOOST_REQUIRE_MESSAGE(show.ok(), "luarocks show --rock-dir: " + show.describe());
+  auto shown = lines(show.output);
+  BOOST_REQUIRE_MESSAGE(!shown.empty() && shown.back().rfind(tree.string() + "/", 0) == 0,
+                        "luarocks show --rock-dir: " + show.output);
+  check_installed_header(shown.back(), elsewhere);
 }
 
 // With --deps-mode=none (the way to install where luarocks.org cannot be
@@ -457,6 +495,7 @@ BOOST_AUTO_TEST_CASE(packed_rock_installs_and_runs_an_example) {
   const fs::path example =
       fresh / "lib" / "luarocks" / "rocks-5.4" / "lnet" / "0.1.0-1" / "examples" / "test_connection.lua";
   BOOST_REQUIRE_MESSAGE(fs::exists(example), "the installed rock has no " + example.string());
+  check_installed_header(example.parent_path().parent_path(), tmp.path);
   Result ran = run({(fresh / "bin" / "lnet").string(), example.string()}, tmp.path.string(),
                    clean_lua_env(), 60);
   BOOST_REQUIRE_MESSAGE(ran.ok(), "installed lnet test_connection.lua: " + ran.describe());
