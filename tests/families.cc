@@ -171,6 +171,26 @@ int l_stale_socket(lua_State* L) {
   return 0;
 }
 
+// run(argv) -> status, stdout, stderr: runs a command to its end (at most
+// 20 s; status -1 when it did not end in time).
+int l_run(lua_State* L) {
+  int n = check_argv(L, 1);
+  lnet_test::Result r;
+  {
+    std::vector<std::string> argv;
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, 1, i);
+      argv.emplace_back(lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+    r = lnet_test::run(argv);
+  }
+  lua_pushinteger(L, r.status);
+  lua_pushlstring(L, r.out.data(), r.out.size());
+  lua_pushlstring(L, r.err.data(), r.err.size());
+  return 3;
+}
+
 // ids() -> pid, uid, gid of this process.
 int l_ids(lua_State* L) {
   lua_pushinteger(L, getpid());
@@ -181,7 +201,7 @@ int l_ids(lua_State* L) {
 
 const luaL_Reg kFamc[] = {{"spawn", l_spawn},   {"out", l_out},   {"err", l_err},
                           {"running", l_running}, {"stop", l_stop}, {"tmpdir", l_tmpdir},
-                          {"mode", l_mode},     {"has", l_has},   {"ids", l_ids}, {"stale_socket", l_stale_socket},
+                          {"mode", l_mode},     {"has", l_has},   {"ids", l_ids}, {"stale_socket", l_stale_socket}, {"run", l_run},
                           {nullptr, nullptr}};
 
 std::string run_fam(const std::string& name) {
@@ -218,6 +238,7 @@ const std::vector<const char*> kNothing;
 const std::vector<const char*> kSocat = {"socat"};
 const std::vector<const char*> kSocatPython = {"socat", "python3"};
 const std::vector<const char*> kPython = {"python3"};
+const std::vector<const char*> kSsPython = {"ss", "python3"};
 }  // namespace
 
 // UDP
@@ -226,6 +247,7 @@ FAM(udp_edges, kNothing)
 FAM(udp_peers, kSocatPython)
 FAM(udp_multicast, kNothing)
 FAM(udp_flood, kPython)
+FAM(udp_options, kSsPython)
 
 // Unix domain sockets
 FAM(unix_echo, kNothing)
