@@ -10,16 +10,23 @@
 #include "harness.hh"
 #include "support.hh"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -222,6 +229,128 @@ std::string run_fam(const std::string& name) {
 
 }  // namespace
 
+// ------------------------------------------------- a private network
+
+namespace {
+
+// What multicast_loop = false changes cannot be seen on the loopback
+// interface (a packet sent there comes back in as input either way), and
+// IPv6 multicast needs an interface with the multicast flag: those cases
+// run in a forked child with a network namespace of its own (as root, or
+// as root of a new user namespace) holding a veth pair v0 <-> v1 (v0:
+// 10.9.9.1/24 and fd09::1/64) and lo. Nothing leaves the namespace.
+// Without the right to make one, the cases are skipped with the reason.
+
+const std::vector<std::vector<std::string>> kNetnsSetup = {
+    {"ip", "link", "set", "lo", "up"},
+    {"ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"},
+    {"ip", "link", "set", "v0", "up", "multicast", "on"},
+    {"ip", "link", "set", "v1", "up", "multicast", "on"},
+    {"ip", "addr", "add", "10.9.9.1/24", "dev", "v0"},
+    {"ip", "-6", "addr", "add", "fd09::1/64", "dev", "v0", "nodad"},
+};
+
+// In this (forked) process: the namespace above. "" when made, else why not.
+std::string enter_netns() {
+  uid_t uid = getuid();
+  gid_t gid = getgid();
+  if (unshare(CLONE_NEWNET) != 0) {
+    int first = errno;
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0)
+      return std::string("unshare(CLONE_NEWNET): ") + std::strerror(first) +
+             "; with CLONE_NEWUSER: " + std::strerror(errno);
+    try {
+      lnet_test::write_file("/proc/self/setgroups", "deny");
+      lnet_test::write_file("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1");
+      lnet_test::write_file("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1");
+    } catch (const std::exception& e) {
+      return std::string("user namespace maps: ") + e.what();
+    }
+  }
+  // iproute2's ip lives in sbin, which a user's PATH may lack.
+  std::string ip = "ip";
+  for (const char* path : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
+    if (access(path, X_OK) == 0) {
+      ip = path;
+      break;
+    }
+  for (auto argv : kNetnsSetup) {
+    argv[0] = ip;
+    lnet_test::Result r = lnet_test::run(argv, {}, "", std::chrono::seconds(10));
+    if (r.status != 0) {
+      std::string cmd;
+      for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+      return cmd + ": status " + std::to_string(r.status) + " " + r.err;
+    }
+  }
+  return "";
+}
+
+// Runs body in a forked child inside the namespace: "" on success, else the
+// failure (or "SKIP: why" when the namespace could not be made).
+std::string in_netns(const std::function<std::string()>& body, int timeout_s) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return "pipe2 failed";
+  std::fflush(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return "fork failed";
+  if (pid == 0) {
+    ::close(p[0]);
+    // A crash ends this child, not Boost's monitor copied into it.
+    for (int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGALRM, SIGTRAP, SIGSYS})
+      std::signal(sig, SIG_DFL);
+    std::string why;
+    try {
+      why = enter_netns();
+      if (!why.empty())
+        why = "cannot make a private network namespace with a veth pair here: " + why;
+      else
+        why = body();
+    } catch (const std::exception& e) {
+      why = std::string("exception: ") + e.what();
+    }
+    if (!why.empty()) (void)!::write(p[1], why.data(), why.size());
+    ::_exit(why.empty() ? 0 : 1);
+  }
+  ::close(p[1]);
+  std::string text;
+  auto deadline = lnet_test::Clock::now() + std::chrono::seconds(timeout_s);
+  bool timed_out = false;
+  for (;;) {
+    pollfd pf{p[0], POLLIN, 0};
+    int rc = ::poll(&pf, 1, lnet_test::remaining_ms(deadline));
+    if (rc == 0) {
+      timed_out = true;
+      break;
+    }
+    if (rc < 0 && errno == EINTR) continue;
+    char buf[4096];
+    ssize_t n = ::read(p[0], buf, sizeof buf);
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(p[0]);
+  if (timed_out) ::kill(pid, SIGKILL);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) return "did not end within " + std::to_string(timeout_s) + " s; reported: " + text;
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status)) + "; " + text;
+  if (WEXITSTATUS(status) != 0 && text.empty()) return "exit status " + std::to_string(WEXITSTATUS(status));
+  return text;
+}
+
+// Whether the namespace can be made here (tried once, in a child).
+boost::test_tools::assertion_result netns_possible(boost::unit_test::test_unit_id) {
+  static std::optional<std::string> why;
+  if (!why) why = in_netns([] { return std::string(); }, 30);
+  boost::test_tools::assertion_result r(why->empty());
+  if (!why->empty()) r.message() << *why;
+  return r;
+}
+
+}  // namespace
+
 #define FAM(name, needs)                                                                     \
   BOOST_AUTO_TEST_CASE(name, *boost::unit_test::timeout(120)) {                              \
     for (const char* cmd : needs) {                                                          \
@@ -248,6 +377,14 @@ FAM(udp_peers, kSocatPython)
 FAM(udp_multicast, kNothing)
 FAM(udp_flood, kPython)
 FAM(udp_options, kSsPython)
+
+// UDP in a private network namespace (see in_netns).
+BOOST_AUTO_TEST_CASE(udp_netns_multicast, *boost::unit_test::timeout(120) *
+                                              boost::unit_test::precondition(netns_possible)) {
+  BOOST_REQUIRE_MESSAGE(on_path("python3"), "needs python3 on PATH (Debian package: see tools/deps.sh)");
+  std::string err = in_netns([] { return run_fam("udp_netns_multicast"); }, 100);
+  BOOST_CHECK_MESSAGE(err.empty(), err);
+}
 
 // Unix domain sockets
 FAM(unix_echo, kNothing)

@@ -18,7 +18,7 @@ lnet_deps_packages=(
   netcat-openbsd curl valgrind coreutils
   haproxy nginx-light libnginx-mod-stream
   redis-server redis-tools lua-nginx-redis lua-copas lua-socket lua5.1
-  libssl-dev openssl python3 socat
+  libssl-dev openssl python3 socat iproute2
 )
 
 # A command each package provides, to check with command -v where there is
@@ -36,6 +36,7 @@ lnet_deps_command() {
     valgrind) echo valgrind ;;
     coreutils) echo timeout ;;
     socat) echo socat ;;
+    iproute2) echo ip ;;
     haproxy) echo haproxy ;;
     nginx-light) echo nginx ;;
     redis-server) echo redis-server ;;
