@@ -39,7 +39,8 @@ local loop_on = { multicast_interface = "127.0.0.1", multicast_loop = true, mult
 -- 1. Joined, loop on: received.
 t.same(exchange(state, loop_on, 3000, "joined"), { "joined" }, "received after join")
 -- (multicast_loop = false cannot be told apart here: on the loopback
--- interface the packet comes back in as input, loop or not.)
+-- interface the packet comes back in as input, loop or not: see
+-- udp_netns_multicast.lua, run in a private network namespace.)
 -- 3. A second join of the same group fails with its code; leave() works.
 local ok2, _, code2 = r:join(GROUP, "127.0.0.1")
 t.eq(ok2, nil, "joining twice")
