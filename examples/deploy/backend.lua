@@ -13,7 +13,9 @@
 --     client IP PORT via PROXY_IP PROXY_PORT vVERSION COMMAND server NAME worker I/N
 --   (the client from the header, the load balancer's own connection, and
 --   which server and worker answered). Health checks of the balancer arrive
---   with a LOCAL (v2) or UNKNOWN (v1) header; with LNET_DEPLOY_LOG=1 each
+--   with a LOCAL (v2) header, or in v1 an UNKNOWN one or the check's own
+--   addresses (HAProxy 2.6); haproxy.cfg's checks send "whoami" and expect
+--   the answer line. With LNET_DEPLOY_LOG=1 each
 --   connection is logged on stdout ("connection vVERSION COMMAND FAMILY").
 --   The first line on stdout is "listening on HOST:PORT".
 --
