@@ -39,6 +39,7 @@ using lnet_test::Child;
 struct CaseState {
   std::vector<std::unique_ptr<Child>> children;
   std::unique_ptr<lnet_test::TempDir> dir;
+  lnet_test::Result last_run;  // of famc.run
 };
 CaseState* g_case = nullptr;
 
@@ -179,10 +180,12 @@ int l_stale_socket(lua_State* L) {
 }
 
 // run(argv) -> status, stdout, stderr: runs a command to its end (at most
-// 20 s; status -1 when it did not end in time).
+// 20 s; status -1 when it did not end in time). The result is kept in the
+// case's state, so that nothing with a destructor lives in this frame when
+// a push raises.
 int l_run(lua_State* L) {
   int n = check_argv(L, 1);
-  lnet_test::Result r;
+  bool failed = false;
   {
     std::vector<std::string> argv;
     for (int i = 1; i <= n; i++) {
@@ -190,8 +193,16 @@ int l_run(lua_State* L) {
       argv.emplace_back(lua_tostring(L, -1));
       lua_pop(L, 1);
     }
-    r = lnet_test::run(argv);
+    try {
+      g_case->last_run = lnet_test::run(argv);
+    } catch (const std::exception& e) {
+      g_case->last_run = {};
+      g_case->last_run.err = e.what();
+      failed = true;
+    }
   }
+  const lnet_test::Result& r = g_case->last_run;
+  if (failed) return luaL_error(L, "run: %s", r.err.c_str());
   lua_pushinteger(L, r.status);
   lua_pushlstring(L, r.out.data(), r.out.size());
   lua_pushlstring(L, r.err.data(), r.err.size());

@@ -13,8 +13,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -195,18 +198,17 @@ int l_rst_client(lua_State* L) {
   lua_Integer port = luaL_checkinteger(L, 1);
   size_t n = 0;
   const char* data = luaL_checklstring(L, 2, &n);
-  std::string err;
-  {
-    try {
-      Fd fd = lnet_test::connect_to(static_cast<uint16_t>(port), seconds(5));
-      lnet_test::send_all(fd.get(), std::string(data, n));
-      linger lg{1, 0};
-      if (setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0) err = "SO_LINGER failed";
-    } catch (const std::exception& e) {
-      err = e.what();
-    }
+  char err[256] = "";  // no destructor alive when luaL_error jumps
+  try {
+    Fd fd = lnet_test::connect_to(static_cast<uint16_t>(port), seconds(5));
+    lnet_test::send_all(fd.get(), std::string(data, n));
+    linger lg{1, 0};
+    if (setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0)
+      std::snprintf(err, sizeof err, "SO_LINGER: %s", std::strerror(errno));
+  } catch (const std::exception& e) {
+    std::snprintf(err, sizeof err, "%s", e.what());
   }
-  if (!err.empty()) return luaL_error(L, "rst_client: %s", err.c_str());
+  if (err[0]) return luaL_error(L, "rst_client: %s", err);
   return 0;
 }
 
