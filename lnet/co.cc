@@ -3,8 +3,10 @@
 // so that Lua's all-in-one loader finds them wherever net.so is. Their C
 // parts live here: the input buffer of a cosocket (the framing scanner
 // behind receive("*l") and receiveuntil) and a few helpers for net.ngx.
+#include "conn.hh"
 #include "context.hh"
 #include "framing.hh"
+#include "objects.hh"
 #include "tls.hh"
 
 #include <cstring>
@@ -173,6 +175,188 @@ const luaL_Reg kBufferMethods[] = {
     {"take", buffer_take}, {"takeany", buffer_takeany}, {"all", buffer_all},
     {"upto", buffer_upto}, {nullptr, nullptr}};
 
+// --- coroutines parked on a connection -------------------------------------
+// A coroutine waiting for input parks itself on its connection with
+// wait_data; the read then resumes it straight from C (co_deliver) instead
+// of through the 'data' callback and coroutine.resume. net.co stays the
+// judge of who waits: a parked coroutine is resumed only while net.co's
+// waiting[thread] still holds its token (a timeout, a close or co.kill
+// that woke it first leaves a stale parking, dropped at the next data).
+
+// co_setup(waiting, finished): where net.co keeps its waiting threads, and
+// the function that ends a thread (finished(thread, ok, result)).
+int co_setup(lua_State* L) {
+  Context* ctx = upvalue_context(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  if (ctx->co_parked == LUA_NOREF) {  // kept across a second require of net.co
+    lua_newtable(L);
+    ctx->co_parked = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  int finished = luaL_ref(L, LUA_REGISTRYINDEX);  // pops the top: argument 2
+  int waiting = luaL_ref(L, LUA_REGISTRYINDEX);
+  luaL_unref(L, LUA_REGISTRYINDEX, ctx->co_waiting);
+  luaL_unref(L, LUA_REGISTRYINDEX, ctx->co_finished);
+  ctx->co_waiting = waiting;
+  ctx->co_finished = finished;
+  return 0;
+}
+
+// wait_data(server, id | socket, false, token, direct, buffer, max_input):
+// yields the running coroutine until its connection's next data (see
+// CoWaiter), or until net.co wakes it. Resumed by co_deliver with (nil,
+// data) when direct, else with nothing after the data went into buffer.
+// Without an open connection it yields all the same (net.co wakes it).
+int co_wait(lua_State* L) {
+  Context* ctx = upvalue_context(L);
+  Conn* c = lua_isinteger(L, 2) ? server_conn(L, 1, lua_tointeger(L, 2)) : socket_conn(L, 1);
+  if (c != nullptr && ctx->co_parked != LUA_NOREF) {
+    CoWaiter& w = c->waiter;
+    lua_Integer token = luaL_checkinteger(L, 3);
+    lua_Integer direct = luaL_optinteger(L, 4, 0);
+    lua_Integer max_input = luaL_optinteger(L, 6, 0);
+    void* buffer = test_udata(L, 5, kBufferType, &ctx->mt_co_buffer);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_parked);
+    // Slots of ended connections: their threads let go, then reusable.
+    while (ctx->co_dead.n > 0) {
+      int dead = ctx->co_dead.items[--ctx->co_dead.n];
+      lua_pushboolean(L, 0);
+      lua_rawseti(L, -2, dead);
+      if (!slot_push(&ctx->co_free, dead)) break;  // out of memory: that slot is not reused
+    }
+    if (w.slot == 0) {
+      if (ctx->co_free.n > 0) {
+        w.slot = ctx->co_free.items[--ctx->co_free.n];
+      } else {
+        lua_pushboolean(L, 0);  // grows the table here, where raising is allowed
+        lua_rawseti(L, -2, ctx->co_slots + 1);
+        w.slot = ++ctx->co_slots;
+      }
+    }
+    if (lua_pushthread(L)) return luaL_error(L, "net.co: wait_data outside a coroutine");
+    lua_rawseti(L, -2, w.slot);
+    w.parked = true;
+    w.token = token;
+    w.direct = direct > 0 ? static_cast<size_t>(direct) : 0;
+    w.buffer = buffer;
+    w.max_input = max_input > 0 ? static_cast<size_t>(max_input) : 0;
+  }
+  return lua_yield(L, 0);
+}
+
+struct Delivery {
+  Conn* c;
+  const char* data;
+  size_t len;
+  bool taken;
+};
+
+// Takes the parked thread out of its place: pushes it (or nil) on L.
+void unpark(lua_State* L, Context* ctx, CoWaiter& w) {
+  w.parked = false;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_parked);
+  lua_rawgeti(L, -1, w.slot);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -3, w.slot);
+  lua_remove(L, -2);
+}
+
+int deliver_body(lua_State* L) {
+  Delivery* d = static_cast<Delivery*>(lua_touserdata(L, 1));
+  Context* ctx = d->c->ctx;
+  CoWaiter& w = d->c->waiter;
+  unpark(L, ctx, w);  // 2: the thread
+  lua_State* T = lua_tothread(L, 2);
+  if (T == nullptr || lua_status(T) != LUA_YIELD || !lua_checkstack(T, 3)) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_waiting);  // 3
+  lua_pushvalue(L, 2);
+  int isnum = 0;
+  if (lua_rawget(L, 3) != LUA_TNUMBER || lua_tointegerx(L, 4, &isnum) != w.token || !isnum) return 0;
+  int nargs = 0;
+  if (w.direct > 0) {
+    lua_pushlstring(L, d->data, d->len);  // raises here (L), never in T
+    lua_pushnil(T);
+    lua_xmove(L, T, 1);
+    nargs = 2;
+  } else {
+    Buffer* b = static_cast<Buffer*>(w.buffer);
+    if (b->fb.size() + d->len > w.max_input || !fb_append(&b->fb, d->data, d->len)) return 0;
+  }
+  d->taken = true;
+  int nres = 0;
+  int status = lua_resume(T, L, nargs, &nres);
+  if (status == LUA_YIELD) {
+    lua_pop(T, nres);
+    return 0;
+  }
+  // The coroutine ended (returned its end mark, or raised): net.co's
+  // finished(thread, ok, result), as after coroutine.resume.
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_finished);
+  lua_pushvalue(L, 2);
+  lua_pushboolean(L, status == LUA_OK);
+  if (lua_gettop(T) > 0) lua_xmove(T, L, 1); else lua_pushnil(L);
+  lua_call(L, 3, 0);
+  return 0;
+}
+
+}  // namespace
+
+bool co_deliver(Conn* c, const char* data, size_t len) noexcept {
+  const CoWaiter& w = c->waiter;
+  if (!w.parked || (w.direct > 0 && len > w.direct) || (w.direct == 0 && !w.buffer)) return false;
+  Delivery d{c, data, len, false};
+  dispatch(c->ctx, deliver_body, &d);
+  return d.taken;
+}
+
+// No Lua here (a connection may end inside any call): the slot is cleared
+// by the next wait_data.
+void co_forget(Conn* c) noexcept {
+  CoWaiter& w = c->waiter;
+  if (w.slot != 0 && c->ctx && !c->ctx->closed) slot_push(&c->ctx->co_dead, w.slot);
+  w = CoWaiter();
+}
+
+namespace {
+
+// concat(array) -> string | nil: the strings and numbers of a flat array
+// joined (send() of a protocol command, as lua-resty-redis builds them);
+// nil when an element is neither (the caller walks it in Lua).
+int flat_concat(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, 1));
+  luaL_Buffer out;
+  luaL_buffinit(L, &out);
+  for (lua_Integer i = 1; i <= n; i++) {
+    int t = lua_rawgeti(L, 1, i);
+    if (t == LUA_TSTRING) {
+      luaL_addvalue(&out);
+    } else if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
+      lua_Integer v = lua_tointeger(L, -1);
+      lua_pop(L, 1);
+      char digits[24];
+      char* e = digits + sizeof digits;
+      char* p = e;
+      lua_Unsigned u = v < 0 ? 0 - static_cast<lua_Unsigned>(v) : static_cast<lua_Unsigned>(v);
+      do {
+        *--p = static_cast<char>('0' + u % 10);
+        u /= 10;
+      } while (u != 0);
+      if (v < 0) *--p = '-';
+      luaL_addlstring(&out, p, static_cast<size_t>(e - p));
+    } else if (t == LUA_TNUMBER) {
+      luaL_tolstring(L, -1, nullptr);  // a float, as tostring() writes it
+      lua_remove(L, -2);
+      luaL_addvalue(&out);
+    } else {
+      return 0;  // the buffer is dropped with the stack
+    }
+  }
+  luaL_pushresult(&out);
+  return 1;
+}
+
 // --- helpers for net.ngx ----------------------------------------------------
 
 const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -284,7 +468,13 @@ extern "C" LNET_EXPORT int luaopen_net_co(lua_State* L) {
   }
   lua_pop(L, 1);
   lua_pushcfunction(L, buffer_new);
-  lua_call(L, 2, 1);
+  lua_newtable(L);  // the C parts of the layer (see co.lua)
+  context_push(L);
+  const luaL_Reg parts[] = {{"wait_data", co_wait}, {"setup", co_setup}, {nullptr, nullptr}};
+  luaL_setfuncs(L, parts, 1);
+  lua_pushcfunction(L, flat_concat);
+  lua_setfield(L, -2, "concat");
+  lua_call(L, 3, 1);
   return 1;
 }
 

@@ -1,8 +1,10 @@
 -- net.co: sequential code on lnet's loop. Coroutines wait on sockets and
 -- timers; cosockets have the shape of OpenResty's ngx.socket.tcp (itself
 -- LuaSocket's, made non-blocking). Compiled into net.so (see co.cc): the
--- chunk receives the net module and the constructor of the C input buffer.
-local net, new_buffer = ...
+-- chunk receives the net module, the constructor of the C input buffer and
+-- the layer's other C parts (wait_data, setup, concat).
+local net, new_buffer, cparts = ...
+local wait_data, flat_concat = cparts.wait_data, cparts.concat
 
 local co = {}
 
@@ -57,6 +59,10 @@ local function finished(th, ok, err)
     error(traceback(th, type(err) == "string" and err or tostring(err)), 0)
   end
 end
+
+-- The read path resumes threads parked with wait_data from C while
+-- waiting[thread] holds their token, ending them with finished().
+cparts.setup(waiting, finished)
 
 -- Resumes a suspended thread with (at most) two values.
 local function resume_now(th, a, b)
@@ -225,6 +231,9 @@ local function new_record(opts)
     max_input = opts and opts.max_input or DEFAULT_MAX_INPUT,
     max_line = opts and opts.max_line or DEFAULT_MAX_LINE,
     open = false, closed = false, paused = false, uses = 0,
+    -- who reads (see wait_input) and what wait_data parks on, present from
+    -- the start so that the hot path only ever overwrites them
+    reader = false, rtoken = 0, direct = false, rdeadline = false, wobj = false, wid = false,
   }
 end
 
@@ -440,6 +449,7 @@ function Cosocket:connect(host, port, opts)
   c.secured = opts and opts.tls and true or false
   local sock = net.TCPSocket()
   c.sock = sock
+  c.wobj, c.wid = sock, false  -- what wait_data parks on
   sock:connect(host, port, client_callbacks(c), net_options(opts))  -- raises for bad arguments
   c.connector, c.ctoken = th, token
   local r = suspend(th, token, self.connect_timeout)
@@ -498,7 +508,8 @@ function clear_read_timer(c)
 end
 
 -- Waits for more input (or the end). Returns "timeout" or nil, and the
--- data itself when direct (receiveany on an empty buffer) and it came.
+-- data itself when direct (receiveany(direct) on an empty buffer: data of
+-- at most that size is handed over without touching the buffer).
 local function wait_input(self, c, deadline, direct)
   if deadline then
     local ms = deadline - net_now()
@@ -520,10 +531,18 @@ local function wait_input(self, c, deadline, direct)
   local token = tokens + 1
   tokens = token
   waiting[th] = token
-  c.reader, c.rtoken, c.direct = th, token, direct
-  local r, data = coroutine_yield()
+  c.reader, c.rtoken, c.direct = th, token, direct or false
+  -- Parked on the connection: the read resumes it from C with the data.
+  local r, data
+  local obj = c.wobj
+  if obj then
+    r, data = wait_data(obj, c.wid, token, direct, c.buf, c.max_input)
+  else
+    r, data = coroutine_yield()
+  end
   waiting[th] = nil
-  c.reader, c.direct, c.rdeadline = nil, nil, nil
+  -- false rather than nil: the fields stay in the table (a faster store).
+  c.reader, c.direct, c.rdeadline = false, false, false
   if r == "timeout" then return r end
   return nil, data
 end
@@ -614,7 +633,7 @@ function Cosocket:receiveany(max)
       local ms = self.read_timeout
       deadline = ms and net_now() + ms
     end
-    local r, data = wait_input(self, c, deadline, true)
+    local r, data = wait_input(self, c, deadline, max)
     if r then return nil, "timeout" end
     if data then
       if #data <= max then return data end
@@ -728,8 +747,8 @@ function Cosocket:send(data)
     error(("bad argument #1 to 'send' (string or table expected, got %s)"):format(t), 2)
   end
   if #data <= 32 then  -- a small flat array (a protocol command): one string
-    local ok, s = pcall(concat, data)
-    if ok then return self:send(s) end
+    local s = flat_concat(data)
+    if s then return self:send(s) end
   end
   -- Small pieces are joined into batches; a big one goes on its own, so a
   -- table of large strings is never copied into one string.
@@ -959,6 +978,7 @@ function co.listen(host, port, handler, opts)
     connected = function(id)
       local c = new_record(opts)
       c.srv, c.id, c.open = srv, id, true
+      c.wobj, c.wid = srv, id  -- what wait_data parks on
       conns[id] = c
       local sock = new_cosocket(c)
       local th = new_thread(handler, { on_exit = function() sock:close() end })

@@ -531,6 +531,7 @@ void conn_shutdown(Conn* c) noexcept {
 
 void conn_release(Conn* c) noexcept {
   undefer(&c->defer);
+  co_forget(c);
   if (c->state != ConnState::Idle && c->state != ConnState::Closed) c->transport->release(c);
   c->transport_data = nullptr;
   tls_free(c);

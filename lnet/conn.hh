@@ -129,6 +129,18 @@ struct ConnOwner {
   ~ConnOwner() = default;
 };
 
+// net.co (co.cc): a coroutine parked in wait_data until this connection's
+// next data, which then goes to it straight from the read (no 'data'
+// callback, no coroutine.resume in Lua).
+struct CoWaiter {
+  int slot = 0;                 // the connection's place in net.co's parked table (0: none yet)
+  bool parked = false;          // a coroutine is in that place
+  lua_Integer token = 0;        // valid while net.co's waiting[thread] == token
+  size_t direct = 0;            // > 0: data up to this size is handed over as the string
+  void* buffer = nullptr;       // else: appended to this net.co input buffer first
+  size_t max_input = 0;         // ... while it stays within this size
+};
+
 struct Conn {
   Deferred defer;  // first member: the owner's deferred work for this connection
   Context* ctx = nullptr;
@@ -160,6 +172,7 @@ struct Conn {
   int64_t last_active = 0;         // ms: last traffic either way, for idle_timeout
   int64_t last_write = 0;          // ms: last bytes the peer took, for linger_timeout
   Framer* frames = nullptr;         // 'framing': the part of a message read so far (frames.cc)
+  CoWaiter waiter;                  // net.co (co.cc)
 };
 
 enum class SendResult { Below, Above, MaxBuffer, NoMemory, NotConnected, Closing };
@@ -204,6 +217,16 @@ void conn_frames_free(Conn* c) noexcept;
 // The framing failure's message and code ("MESSAGE_TOO_LONG", "BAD_LENGTH").
 const char* conn_frames_reason(const Conn* c) noexcept;
 const char* conn_frames_code(const Conn* c) noexcept;
+
+// net.co (co.cc): hands data to the coroutine parked on c when one is and
+// takes data of this size (true); false: deliver it as usual.
+bool co_deliver(Conn* c, const char* data, size_t len) noexcept;
+// Drops the coroutine parked on c (the connection ends).
+void co_forget(Conn* c) noexcept;
+// For net.co's wait_data: the open connection of the server at idx with
+// this id (server.cc), of the socket at idx (socket.cc); null otherwise.
+Conn* server_conn(lua_State* L, int idx, lua_Integer id) noexcept;
+Conn* socket_conn(lua_State* L, int idx) noexcept;
 
 size_t conn_queued(const Conn* c) noexcept;
 // The message and the stable code of the connection's end (static text);

@@ -60,7 +60,10 @@ void context_free(Context* ctx) noexcept {
   ctx->tls = nullptr;
   std::free(ctx->read_buf);
   ctx->read_buf = nullptr;
+  slot_list_free(&ctx->co_dead);
+  slot_list_free(&ctx->co_free);
 }
+
 
 // What the anchored objects are, for the at-exit line: by metatable name.
 struct Kind {
@@ -338,6 +341,23 @@ int64_t now_ms() noexcept {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool slot_push(SlotList* l, int v) noexcept {
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    void* p = std::realloc(l->items, cap * sizeof(int));
+    if (p == nullptr) return false;
+    l->items = static_cast<int*>(p);
+    l->cap = cap;
+  }
+  l->items[l->n++] = v;
+  return true;
+}
+
+void slot_list_free(SlotList* l) noexcept {
+  std::free(l->items);
+  *l = SlotList();
 }
 
 }  // namespace lnet

@@ -30,6 +30,16 @@ struct Deferred {
   bool queued() const noexcept { return next != nullptr; }
 };
 
+// A growable array of ints (malloc'd: the Context has no destructor).
+struct SlotList {
+  int* items = nullptr;
+  size_t n = 0;
+  size_t cap = 0;
+};
+// Appends v; false when out of memory.
+bool slot_push(SlotList* l, int v) noexcept;
+void slot_list_free(SlotList* l) noexcept;
+
 struct Context {
   event_base* base = nullptr;
   Resolver* resolver = nullptr;  // name lookups (resolver.cc), made on the first one
@@ -51,6 +61,21 @@ struct Context {
   // Network errors written to stderr for want of an `error` callback
   // (fire() with Call::report); net.unhandled_errors() returns it.
   lua_Integer unhandled_errors = 0;
+  // net.co's table of parked coroutines (thread -> token) and its function
+  // finished(thread, ok, result): registry references (co.cc).
+  int co_waiting = LUA_NOREF;
+  int co_finished = LUA_NOREF;
+  // net.co's coroutines parked on a connection: conn.waiter.slot -> thread
+  // (co.cc). Slots of ended connections wait in co_dead until a Lua call
+  // clears them, then in co_free for reuse; co_slots were ever handed out.
+  int co_parked = LUA_NOREF;
+  int co_slots = 0;
+  SlotList co_dead;
+  SlotList co_free;
+  // Metatable addresses, for objects.hh's check_udata.
+  const void* mt_server = nullptr;
+  const void* mt_socket = nullptr;
+  const void* mt_co_buffer = nullptr;
 };
 
 // A callback raised or called net.stop(): no further callback of any kind

@@ -155,6 +155,22 @@ void register_functions(lua_State* L, int ctx_idx, int module_idx, const luaL_Re
   set_functions(L, lua_absindex(L, ctx_idx), lua_absindex(L, module_idx), functions);
 }
 
+void* test_udata(lua_State* L, int idx, const char* tname, const void** mt) {
+  void* p = lua_touserdata(L, idx);
+  if (p == nullptr || !lua_getmetatable(L, idx)) return nullptr;
+  const void* have = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  if (have == *mt && have != nullptr) return p;
+  p = luaL_testudata(L, idx, tname);
+  if (p) *mt = have;
+  return p;
+}
+
+void* check_udata(lua_State* L, int idx, const char* tname, const void** mt) {
+  void* p = test_udata(L, idx, tname, mt);
+  return p ? p : luaL_checkudata(L, idx, tname);  // raises the usual message
+}
+
 void set_callbacks(lua_State* L, int obj_idx, int arg, const char* const* names) {
   luaL_checktype(L, arg, LUA_TTABLE);
   obj_idx = lua_absindex(L, obj_idx);

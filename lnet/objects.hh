@@ -35,6 +35,13 @@ void register_type(lua_State* L, int ctx_idx, const char* tname, const luaL_Reg*
 // Sets module[name] = function for each entry.
 void register_functions(lua_State* L, int ctx_idx, int module_idx, const luaL_Reg* functions);
 
+// luaL_testudata and luaL_checkudata with a fast path: *mt caches the
+// address of tname's metatable (a field of the context: one per state), so
+// a method's check is one pointer comparison instead of a registry lookup
+// by name.
+void* test_udata(lua_State* L, int idx, const char* tname, const void** mt);
+void* check_udata(lua_State* L, int idx, const char* tname, const void** mt);
+
 // Reads the callbacks table at arg into uservalues 1..n of the userdata at
 // obj_idx: names[i] goes to uservalue i+1 (nil when absent). Raises bad
 // argument #arg when it is not a table, has a key that is not one of names,

@@ -556,6 +556,7 @@ void run_conn_deferred(Deferred* d) {
 }
 
 void Server::conn_data(Conn* c, const char* data, size_t len) noexcept {
+  if (co_deliver(c, data, len)) return;
   Call call;
   call.key = this;
   call.slot = kData;
@@ -612,7 +613,7 @@ void Server::conn_closed(Conn* c) noexcept {
 // --- Lua side -------------------------------------------------------------
 
 Server* check_server(lua_State* L) {
-  return static_cast<Server*>(luaL_checkudata(L, 1, kTypeName));
+  return static_cast<Server*>(check_udata(L, 1, kTypeName, &upvalue_context(L)->mt_server));
 }
 
 // Which ended connections a method still sees (their 'disconnected' has not
@@ -635,6 +636,18 @@ Conn* check_conn(lua_State* L, Server* srv, Ended ended = Ended::None) {
   }
   return it->second;
 }
+
+}  // namespace
+
+Conn* server_conn(lua_State* L, int idx, lua_Integer id) noexcept {
+  Server* srv = static_cast<Server*>(test_udata(L, idx, kTypeName, &upvalue_context(L)->mt_server));
+  if (srv == nullptr) return nullptr;
+  auto it = srv->conns.find(id);
+  if (it == srv->conns.end() || it->second->state != ConnState::Open) return nullptr;
+  return it->second;
+}
+
+namespace {
 
 int server_new(lua_State* L) {
   Context* ctx = upvalue_context(L);

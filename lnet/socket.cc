@@ -269,7 +269,8 @@ void Socket::conn_connect_result(Conn* c, int err) noexcept {
   }
 }
 
-void Socket::conn_data(Conn*, const char* data, size_t len) noexcept {
+void Socket::conn_data(Conn* c, const char* data, size_t len) noexcept {
+  if (co_deliver(c, data, len)) return;
   Call call;
   call.key = this;
   call.slot = kData;
@@ -335,8 +336,18 @@ void Socket::conn_closed(Conn* c) noexcept {
 // --- Lua side -------------------------------------------------------------
 
 Socket* check_socket(lua_State* L) {
-  return static_cast<Socket*>(luaL_checkudata(L, 1, kTypeName));
+  return static_cast<Socket*>(check_udata(L, 1, kTypeName, &upvalue_context(L)->mt_socket));
 }
+
+}  // namespace
+
+Conn* socket_conn(lua_State* L, int idx) noexcept {
+  Socket* s = static_cast<Socket*>(test_udata(L, idx, kTypeName, &upvalue_context(L)->mt_socket));
+  if (s == nullptr || s->conn.state != ConnState::Open) return nullptr;
+  return &s->conn;
+}
+
+namespace {
 
 int socket_new(lua_State* L) {
   Context* ctx = upvalue_context(L);

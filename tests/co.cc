@@ -291,6 +291,7 @@ CO_SCENARIO(nowait, 60)
 CO_SCENARIO(framing, 120)
 CO_SCENARIO(modules, 60)
 CO_SCENARIO(unix, 60)
+CO_SCENARIO(parked, 60)
 
 // ------------------------------------------------------------------ TLS
 
