@@ -106,9 +106,17 @@ t.run(20000, function()
   s = connect(function(sock) got = sock:receive("*a") end)
   t.eq(s:send({ "a", { "b", { "c", 1 } }, "d", {} }), 5, "send of a nested table")
   t.eq(s:send(""), 0, "send of an empty string")
+  -- A flat array (joined in C) with integers, negative ones, the smallest
+  -- integer and floats written as tostring() writes them.
+  local flat = { "*", 3, "\r\n", -42, 0, math.mininteger, 1.5, -0.25, 1e300, 2^53 }
+  local want = "*3\r\n-420" .. tostring(math.mininteger) .. "1.5-0.25" .. tostring(1e300) .. tostring(2^53)
+  t.eq(s:send(flat), #want, "send of a flat array with numbers")
+  local okb, errb = pcall(s.send, s, { "a", true })
+  t.eq(okb, false, "a boolean in the array raises")
+  t.has(errb, "non-string boolean in the table", "its message")
   s:close()
   co.sleep(100)
-  t.eq(got, "abc1d", "what the server got")
+  t.eq(got, "abc1d" .. want, "what the server got")
 
   -- Line longer than max_line.
   s = connect(function(sock) sock:send(string.rep("x", 100) .. "\n"); co.sleep(100) end,
