@@ -32,8 +32,9 @@ struct Buffer {
   size_t delim_len = 0;
 };
 
+// The methods have the context as upvalue 1 (for the cached type check).
 Buffer* check_buffer(lua_State* L) {
-  return static_cast<Buffer*>(luaL_checkudata(L, 1, kBufferType));
+  return static_cast<Buffer*>(check_udata(L, 1, kBufferType, &upvalue_context(L)->mt_co_buffer));
 }
 
 // Pushes n bytes from the front and consumes them.
@@ -49,7 +50,7 @@ int buffer_new(lua_State* L) {
 }
 
 int buffer_gc(lua_State* L) {
-  Buffer* b = check_buffer(L);
+  Buffer* b = static_cast<Buffer*>(luaL_checkudata(L, 1, kBufferType));
   fb_clear(&b->fb);
   return 0;
 }
@@ -320,6 +321,18 @@ void co_forget(Conn* c) noexcept {
 
 namespace {
 
+// Writes v in decimal ending at end; returns where it starts.
+char* format_integer(lua_Integer v, char* end) {
+  char* p = end;
+  lua_Unsigned u = v < 0 ? 0 - static_cast<lua_Unsigned>(v) : static_cast<lua_Unsigned>(v);
+  do {
+    *--p = static_cast<char>('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (v < 0) *--p = '-';
+  return p;
+}
+
 // concat(array) -> string | nil: the strings and numbers of a flat array
 // joined (send() of a protocol command, as lua-resty-redis builds them);
 // nil when an element is neither (the caller walks it in Lua).
@@ -337,13 +350,7 @@ int flat_concat(lua_State* L) {
       lua_pop(L, 1);
       char digits[24];
       char* e = digits + sizeof digits;
-      char* p = e;
-      lua_Unsigned u = v < 0 ? 0 - static_cast<lua_Unsigned>(v) : static_cast<lua_Unsigned>(v);
-      do {
-        *--p = static_cast<char>('0' + u % 10);
-        u /= 10;
-      } while (u != 0);
-      if (v < 0) *--p = '-';
+      char* p = format_integer(v, e);
       luaL_addlstring(&out, p, static_cast<size_t>(e - p));
     } else if (t == LUA_TNUMBER) {
       luaL_tolstring(L, -1, nullptr);  // a float, as tostring() writes it
@@ -355,6 +362,42 @@ int flat_concat(lua_State* L) {
   }
   luaL_pushresult(&out);
   return 1;
+}
+
+// send_flat(server, id | socket, false, array) -> bytes, send()'s results;
+// nothing when it does not apply (the caller takes the general path): an
+// element that is neither a string nor an integer, more than kFlatMax
+// bytes, or no open connection. A protocol command (lua-resty-redis's
+// table of pieces) goes to the connection in one write, with no Lua string
+// made for it.
+constexpr size_t kFlatMax = 4096;
+
+int send_flat(lua_State* L) {
+  Conn* c = lua_isinteger(L, 2) ? server_conn(L, 1, lua_tointeger(L, 2)) : socket_conn(L, 1);
+  if (c == nullptr || lua_type(L, 3) != LUA_TTABLE) return 0;
+  char buf[kFlatMax];
+  size_t len = 0;
+  lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, 3));
+  for (lua_Integer i = 1; i <= n; i++) {
+    int t = lua_rawgeti(L, 3, i);
+    const char* piece;
+    size_t plen;
+    char digits[24];
+    if (t == LUA_TSTRING) {
+      piece = lua_tolstring(L, -1, &plen);
+    } else if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
+      piece = format_integer(lua_tointeger(L, -1), digits + sizeof digits);
+      plen = static_cast<size_t>(digits + sizeof digits - piece);
+    } else {
+      return 0;
+    }
+    if (plen > kFlatMax - len) return 0;
+    std::memcpy(buf + len, piece, plen);
+    len += plen;
+    lua_pop(L, 1);
+  }
+  lua_pushinteger(L, static_cast<lua_Integer>(len));
+  return 1 + push_send_result(L, conn_send(c, buf, len));
 }
 
 // --- helpers for net.ngx ----------------------------------------------------
@@ -430,7 +473,32 @@ int md5_hex(lua_State* L) { return push_digest(L, Digest::Md5, true); }
 int md5_bin(lua_State* L) { return push_digest(L, Digest::Md5, false); }
 int sha1_bin(lua_State* L) { return push_digest(L, Digest::Sha1, false); }
 
-const luaL_Reg kNgxHelpers[] = {{"encode_base64", encode_base64},
+// LuaJIT's table.new(narray, nhash) and table.clear(t), which OpenResty
+// libraries require (lua-resty-redis builds every command in a table.new).
+int table_new(lua_State* L) {
+  lua_Integer narr = luaL_checkinteger(L, 1);
+  lua_Integer nrec = luaL_checkinteger(L, 2);
+  constexpr lua_Integer kMax = 1 << 26;  // a size hint, not a promise
+  lua_createtable(L, static_cast<int>(narr < 0 ? 0 : narr > kMax ? kMax : narr),
+                  static_cast<int>(nrec < 0 ? 0 : nrec > kMax ? kMax : nrec));
+  return 1;
+}
+
+int table_clear(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {  // clearing a field during the traversal is allowed
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushnil(L);
+    lua_rawset(L, 1);
+  }
+  return 0;
+}
+
+const luaL_Reg kNgxHelpers[] = {{"table_new", table_new},
+                                {"table_clear", table_clear},{"encode_base64", encode_base64},
                                 {"decode_base64", decode_base64},
                                 {"md5", md5_hex},
                                 {"md5_bin", md5_bin},
@@ -461,7 +529,8 @@ extern "C" LNET_EXPORT int luaopen_net_co(lua_State* L) {
   require_module(L, "net");
   if (luaL_newmetatable(L, kBufferType)) {
     lua_newtable(L);
-    luaL_setfuncs(L, kBufferMethods, 0);
+    context_push(L);
+    luaL_setfuncs(L, kBufferMethods, 1);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, buffer_gc);
     lua_setfield(L, -2, "__gc");
@@ -470,10 +539,13 @@ extern "C" LNET_EXPORT int luaopen_net_co(lua_State* L) {
   lua_pushcfunction(L, buffer_new);
   lua_newtable(L);  // the C parts of the layer (see co.lua)
   context_push(L);
-  const luaL_Reg parts[] = {{"wait_data", co_wait}, {"setup", co_setup}, {nullptr, nullptr}};
+  // With the context as upvalue 1 (server_conn, socket_conn).
+  const luaL_Reg parts[] = {
+      {"wait_data", co_wait}, {"setup", co_setup}, {"send_flat", send_flat}, {nullptr, nullptr}};
   luaL_setfuncs(L, parts, 1);
   lua_pushcfunction(L, flat_concat);
   lua_setfield(L, -2, "concat");
+
   lua_call(L, 3, 1);
   return 1;
 }

@@ -4,7 +4,7 @@
 -- chunk receives the net module, the constructor of the C input buffer and
 -- the layer's other C parts (wait_data, setup, concat).
 local net, new_buffer, cparts = ...
-local wait_data, flat_concat = cparts.wait_data, cparts.concat
+local wait_data, flat_concat, send_flat = cparts.wait_data, cparts.concat, cparts.send_flat
 
 local co = {}
 
@@ -746,7 +746,14 @@ function Cosocket:send(data)
   if t ~= "table" then
     error(("bad argument #1 to 'send' (string or table expected, got %s)"):format(t), 2)
   end
-  if #data <= 32 then  -- a small flat array (a protocol command): one string
+  if #data <= 32 then  -- a small flat array (a protocol command): one write
+    local n, r, msg, code = send_flat(c.wobj, c.wid, data)
+    if n then
+      if r then return n end
+      local ok, err, code2 = after_send(self, c, r, msg, code)
+      if not ok then return nil, err, code2 end
+      return n
+    end
     local s = flat_concat(data)
     if s then return self:send(s) end
   end

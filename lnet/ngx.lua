@@ -8,6 +8,15 @@ local net, co, h = ...
 
 local ngx = {}
 
+-- LuaJIT's table.new and table.clear, which OpenResty libraries require
+-- (with a slower fallback when they are missing): given to require() here,
+-- unless something already provides them.
+for name, f in pairs({ ["table.new"] = h.table_new, ["table.clear"] = h.table_clear }) do
+  if package.loaded[name] == nil and package.preload[name] == nil then
+    package.preload[name] = function() return f end
+  end
+end
+
 ngx.null = h.null
 
 ngx.OK, ngx.ERROR, ngx.AGAIN, ngx.DONE, ngx.DECLINED = 0, -1, -2, -4, -5

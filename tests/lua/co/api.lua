@@ -114,9 +114,20 @@ t.run(20000, function()
   local okb, errb = pcall(s.send, s, { "a", true })
   t.eq(okb, false, "a boolean in the array raises")
   t.has(errb, "non-string boolean in the table", "its message")
+  -- A flat array of more than 4 KiB goes the general way, whole.
+  local big = { string.rep("x", 3000), 7, string.rep("y", 3000) }
+  t.eq(s:send(big), 6001, "send of a flat array of 6,001 bytes")
   s:close()
   co.sleep(100)
-  t.eq(got, "abc1d" .. want, "what the server got")
+  t.eq(got, "abc1d" .. want .. big[1] .. "7" .. big[3], "what the server got")
+
+  -- A server-side cosocket sends a flat array (one write from C).
+  s = connect(function(sock)
+    t.eq(sock:send({ "+OK ", 12, " ", -3, "\r\n" }), 11, "server-side send of a flat array")
+    co.sleep(50)
+  end)
+  t.eq(s:receive("*l"), "+OK 12 -3", "what the client got")
+  s:close()
 
   -- Line longer than max_line.
   s = connect(function(sock) sock:send(string.rep("x", 100) .. "\n"); co.sleep(100) end,

@@ -7,6 +7,27 @@ package.path = os.getenv("LNET_SOURCE") .. "/tests/lua/?.lua"
 local t = require "co.colib"
 
 t.eq(type(co.spawn), "function", "co.spawn")
+-- LuaJIT's table.new and table.clear, given to require() by net.ngx.
+local new_tab = require "table.new"
+local tn = new_tab(8, 4)
+t.eq(type(tn), "table", "table.new makes a table")
+t.eq(next(tn), nil, "empty")
+tn[1], tn[2], tn.x = "a", "b", "c"
+t.eq(#tn, 2, "usable as an array")
+t.eq(type(new_tab(-1, 1 << 40)), "table", "sizes are hints (negative or huge)")
+local clear = require "table.clear"
+local tc = { 1, 2, 3, a = 1, b = 2 }
+clear(tc)
+t.eq(next(tc), nil, "table.clear empties array and hash parts")
+t.eq(package.preload["table.new"] ~= nil, true, "through package.preload")
+-- Something that already provides table.new (LuaJIT, another library) is
+-- left alone.
+local function mine() end
+package.loaded["net.ngx"], package.loaded["table.new"] = nil, nil
+package.preload["table.new"] = function() return mine end
+t.eq(require "net.ngx" ~= nil, true, "net.ngx loaded again")
+t.eq(require "table.new", mine, "an existing table.new is kept")
+
 t.eq(type(ngx.socket.tcp), "function", "ngx.socket.tcp")
 t.eq(ngx.socket.tcp, co.tcp, "ngx.socket.tcp is co.tcp")
 t.eq(type(ngx.null), "userdata", "ngx.null is a light userdata")
