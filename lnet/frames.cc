@@ -102,25 +102,19 @@ bool emit_message(void* ud, const char* msg, size_t len) {
 }
 
 // Every message of one read goes to 'data' inside one protected call (one
-// dispatch per read, as without framing, instead of one per message).
+// dispatch per read, as without framing, instead of one per message), each
+// with a plain lua_call: a callback's error leaves through the dispatch,
+// and framer_feed_buffered keeps the messages after it for later (never
+// lost). Nothing in these frames has a destructor.
 struct Batch {
   Conn* conn;
   Call* target;
   const char* data;
   size_t len;
   lua_State* L = nullptr;
-  int fn = 0;       // stack index of the callback (0: none)
-  int handler = 0;  // stack index of the traceback handler
-  bool raised = false;
+  int fn = 0;  // stack index of the callback (0: none)
   FeedResult result = FeedResult::Ok;
 };
-
-int traceback(lua_State* L) {
-  const char* msg = lua_tostring(L, 1);
-  if (msg == nullptr) return 1;  // keep non-string error objects as they are
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
 
 bool emit_lua(void* ud, const char* msg, size_t len) {
   Batch* b = static_cast<Batch*>(ud);
@@ -130,10 +124,7 @@ bool emit_lua(void* ud, const char* msg, size_t len) {
   int nargs = 1;
   if (b->target->id != 0) lua_pushinteger(L, b->target->id), nargs++;
   lua_pushlstring(L, msg, len);
-  if (lua_pcall(L, nargs, 0, b->handler) != LUA_OK) {
-    b->raised = true;  // the error stays on the stack
-    return false;
-  }
+  lua_call(L, nargs, 0);
   // A pause() stops reading from the socket; the messages already read are
   // still delivered (as a whole read is without framing).
   return b->conn->state == ConnState::Open && !b->conn->read_eof;
@@ -142,14 +133,12 @@ bool emit_lua(void* ud, const char* msg, size_t len) {
 int batch_body(lua_State* L) {
   Batch* b = static_cast<Batch*>(lua_touserdata(L, 1));
   b->L = L;
-  lua_pushcfunction(L, traceback);
-  b->handler = lua_gettop(L);
   push_anchored(L, b->target->key);
   if (lua_type(L, -1) == LUA_TUSERDATA &&
       lua_getiuservalue(L, -1, b->target->slot) == LUA_TFUNCTION)
     b->fn = lua_gettop(L);
-  b->result = framer_feed(b->conn->frames, b->conn->opt.framing, b->data, b->len, emit_lua, b);
-  if (b->raised) return lua_error(L);  // as any callback error (its traceback made)
+  b->result = framer_feed_buffered(b->conn->frames, b->conn->opt.framing, b->data, b->len,
+                                   emit_lua, b);
   return 0;
 }
 

@@ -257,6 +257,21 @@ FeedResult framer_feed(Framer* f, const FrameSpec& spec, const char* p, size_t n
   return FeedResult::Ok;
 }
 
+FeedResult framer_feed_buffered(Framer* f, const FrameSpec& spec, const char* p, size_t n,
+                                FrameEmit emit, void* ud) noexcept {
+  if (!fb_append(&f->buf, p, n)) return feed_failed(f, FrameStatus::More, 0, spec);
+  const char* msg = nullptr;
+  size_t len = 0;
+  for (;;) {
+    FrameStatus st = fb_next(&f->buf, spec, &msg, &len);
+    if (st == FrameStatus::More) break;
+    if (st != FrameStatus::Message) return feed_failed(f, st, len, spec);
+    if (!emit(ud, msg, len)) return FeedResult::Stopped;
+  }
+  if (f->buf.size() == 0 && f->buf.cap > (256u << 10)) fb_clear(&f->buf);
+  return FeedResult::Ok;
+}
+
 bool frame_header(const FrameSpec& spec, size_t n, unsigned char* out) noexcept {
   int64_t field = static_cast<int64_t>(n) - spec.adjust;
   if (field < 0) return false;

@@ -95,6 +95,13 @@ enum class FeedResult : uint8_t { Ok, Stopped, Failed };
 // must end; f->reason and f->code say why ("message too long (N > max)").
 FeedResult framer_feed(Framer* f, const FrameSpec& spec, const char* p, size_t n, FrameEmit emit,
                        void* ud) noexcept;
+// The same for an emit that may not return (a Lua callback called without
+// a protected call of its own: its error longjmps out): all of p goes into
+// the buffer first and each message leaves the buffer before it is
+// emitted, so whatever emit does, the messages after it stay buffered.
+// Nothing here has a destructor to skip.
+FeedResult framer_feed_buffered(Framer* f, const FrameSpec& spec, const char* p, size_t n,
+                                FrameEmit emit, void* ud) noexcept;
 
 // Writes the length field for a body of n bytes into out (spec.length_bytes
 // bytes); false when n - adjust does not fit the field.
