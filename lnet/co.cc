@@ -364,20 +364,30 @@ int flat_concat(lua_State* L) {
   return 1;
 }
 
-// send_flat(server, id | socket, false, array) -> bytes, send()'s results;
-// nothing when it does not apply (the caller takes the general path): an
-// element that is neither a string nor an integer, more than kFlatMax
-// bytes, or no open connection. A protocol command (lua-resty-redis's
-// table of pieces) goes to the connection in one write, with no Lua string
-// made for it.
+// send_flat(server, id | socket, false, data) -> bytes, send()'s results:
+// a cosocket's send in one C call, for a string of up to kSendChunk bytes
+// or a flat array (at most 32 strings and integers, up to kFlatMax bytes:
+// lua-resty-redis's commands), written without making a Lua string of it.
+// Nothing when it does not apply (the caller takes the general path): other
+// data, or no open connection (send() then gives the method's own error).
+constexpr size_t kSendChunk = 256 << 10;  // co.lua's SEND_CHUNK
 constexpr size_t kFlatMax = 4096;
 
 int send_flat(lua_State* L) {
   Conn* c = lua_isinteger(L, 2) ? server_conn(L, 1, lua_tointeger(L, 2)) : socket_conn(L, 1);
-  if (c == nullptr || lua_type(L, 3) != LUA_TTABLE) return 0;
+  if (c == nullptr) return 0;
+  if (lua_type(L, 3) == LUA_TSTRING) {
+    size_t len = 0;
+    const char* s = lua_tolstring(L, 3, &len);
+    if (len > kSendChunk) return 0;
+    lua_pushinteger(L, static_cast<lua_Integer>(len));
+    return 1 + push_send_result(L, conn_send(c, s, len));
+  }
+  if (lua_type(L, 3) != LUA_TTABLE) return 0;
+  lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, 3));
+  if (n > 32) return 0;
   char buf[kFlatMax];
   size_t len = 0;
-  lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, 3));
   for (lua_Integer i = 1; i <= n; i++) {
     int t = lua_rawgeti(L, 3, i);
     const char* piece;

@@ -727,33 +727,26 @@ end
 function Cosocket:send(data)
   local c = self.c
   if not c or c.closed then return nil, "closed" end
+  -- The common cases in one C call: a string up to SEND_CHUNK, a small flat
+  -- array (a protocol command). Nothing back: the general path below.
+  local n, r, msg, code = send_flat(c.wobj, c.wid, data)
+  if n then
+    if r then return n end
+    local ok, err, code2 = after_send(self, c, r, msg, code)
+    if not ok then return nil, err, code2 end
+    return n
+  end
   local t = type(data)
   if t == "string" then
-    local n = #data
-    if n <= SEND_CHUNK then  -- the common case, inline
-      local r, msg, code
-      if c.id then r, msg, code = c.srv:send(c.id, data) else r, msg, code = c.sock:send(data) end
-      if r then return n end
-      local ok, err, code2 = after_send(self, c, r, msg, code)
-      if not ok then return nil, err, code2 end
-      return n
-    end
-    local ok, err, code = put_string(self, c, data)
-    if not ok then return nil, err, code end
+    local ok, err, code3 = put_string(self, c, data)
+    if not ok then return nil, err, code3 end
     return #data
   end
   if t == "number" then return self:send(tostring(data)) end
   if t ~= "table" then
     error(("bad argument #1 to 'send' (string or table expected, got %s)"):format(t), 2)
   end
-  if #data <= 32 then  -- a small flat array (a protocol command): one write
-    local n, r, msg, code = send_flat(c.wobj, c.wid, data)
-    if n then
-      if r then return n end
-      local ok, err, code2 = after_send(self, c, r, msg, code)
-      if not ok then return nil, err, code2 end
-      return n
-    end
+  if #data <= 32 then  -- a small flat array with floats, or over 4 KiB: one string
     local s = flat_concat(data)
     if s then return self:send(s) end
   end
