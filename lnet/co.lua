@@ -512,11 +512,13 @@ end
 -- at most that size is handed over without touching the buffer).
 local function wait_input(self, c, deadline, direct)
   if deadline then
-    local ms = deadline - net_now()
-    if ms <= 0 then return "timeout" end
     c.rdeadline = deadline
     local timer = c.rtimer
+    -- A timer armed for this deadline or earlier stays: when it fires,
+    -- read_timer_fired ends the read or arms it again for the rest.
     if not timer or c.rtimer_at > deadline then
+      local ms = deadline - net_now()
+      if ms <= 0 then return "timeout" end
       if timer then clearTimeout(timer) end
       c.rtimer, c.rtimer_at = setTimeout(read_timer_fired, ms, c), deadline
     end
@@ -599,6 +601,7 @@ function Cosocket:receive(pat)
   local c = self.c
   if not c then return nil, "closed" end
   if pat == nil or pat == "*l" or pat == "l" then return read_line(self, c) end
+  if math_type(pat) == "integer" and pat >= 0 then return read_count(self, c, pat) end
   if pat == "*a" or pat == "a" then return read_all(self, c) end
   local n = tonumber(pat)
   if n == nil or n < 0 or n ~= n // 1 then
