@@ -214,10 +214,12 @@ int co_wait(lua_State* L) {
   Conn* c = lua_isinteger(L, 2) ? server_conn(L, 1, lua_tointeger(L, 2)) : socket_conn(L, 1);
   if (c != nullptr && ctx->co_parked != LUA_NOREF) {
     CoWaiter& w = c->waiter;
-    lua_Integer token = luaL_checkinteger(L, 3);
-    lua_Integer direct = luaL_optinteger(L, 4, 0);
-    lua_Integer max_input = luaL_optinteger(L, 6, 0);
-    void* buffer = test_udata(L, 5, kBufferType, &ctx->mt_co_buffer);
+    // net.co's own call: integers or nil/false (0), no argument errors.
+    lua_Integer token = lua_tointegerx(L, 3, nullptr);
+    lua_Integer direct = lua_tointegerx(L, 4, nullptr);
+    lua_Integer max_input = lua_tointegerx(L, 6, nullptr);
+    // A direct wait never touches the buffer.
+    void* buffer = direct > 0 ? nullptr : test_udata(L, 5, kBufferType, &ctx->mt_co_buffer);
     lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_parked);
     // Slots of ended connections: their threads let go, then reusable.
     while (ctx->co_dead.n > 0) {

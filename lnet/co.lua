@@ -233,11 +233,11 @@ local function new_record(opts)
     open = false, closed = false, paused = false, uses = 0,
     -- who reads (see wait_input) and what wait_data parks on, present from
     -- the start so that the hot path only ever overwrites them
-    reader = false, rtoken = 0, direct = false, rdeadline = false, wobj = false, wid = false,
+    reader = false, rtoken = 0, rdeadline = false, wobj = false, wid = false,
   }
 end
 
-local on_data, clear_read_timer
+local clear_read_timer
 
 local function wake_all(c)
   clear_read_timer(c)
@@ -259,20 +259,9 @@ local function unpool(c)
   if #list == 0 then pools[c.pool] = nil end
 end
 
--- 'data' for a record: a reader waiting in receiveany() on an empty
--- buffer gets the string as it is (the echo's hot path, inlined).
-local function data_to(c, d)
-  local reader = c.reader
-  if reader and c.direct and waiting[reader] == c.rtoken then
-    waiting[reader] = nil
-    local ok, r = coroutine_resume(reader, nil, d)
-    if ok and r ~= DONE then return end
-    return finished(reader, ok, r)
-  end
-  return on_data(c, d)
-end
-
-function on_data(c, d)
+-- 'data' for a record when its reader is not parked in C (co.cc takes
+-- the data straight to a parked one): buffered, the reader woken.
+local function on_data(c, d)
   if c.pooled then  -- nobody asked for it: the connection is not reusable
     unpool(c)
     c_close(c)
@@ -314,7 +303,7 @@ local function client_callbacks(c)
       c.open = true
       if c.connector then step(c.connector, c.ctoken, "connected") end
     end,
-    data = function(d) return data_to(c, d) end,
+    data = function(d) return on_data(c, d) end,
     drain = function() on_drain(c) end,
     secured = function()
       c.secured = true
@@ -533,7 +522,7 @@ local function wait_input(self, c, deadline, direct)
   local token = tokens + 1
   tokens = token
   waiting[th] = token
-  c.reader, c.rtoken, c.direct = th, token, direct or false
+  c.reader, c.rtoken = th, token
   -- Parked on the connection: the read resumes it from C with the data.
   local r, data
   local obj = c.wobj
@@ -544,7 +533,8 @@ local function wait_input(self, c, deadline, direct)
   end
   waiting[th] = nil
   -- false rather than nil: the fields stay in the table (a faster store).
-  c.reader, c.direct, c.rdeadline = false, false, false
+  c.reader = false
+  if deadline then c.rdeadline = false end
   if r == "timeout" then return r end
   return nil, data
 end
@@ -989,7 +979,7 @@ function co.listen(host, port, handler, opts)
     end,
     data = function(id, d)
       local c = conns[id]
-      if c then return data_to(c, d) end
+      if c then return on_data(c, d) end
     end,
     drain = function(id)
       local c = conns[id]
