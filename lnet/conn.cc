@@ -218,6 +218,8 @@ void read_some(Conn* c) noexcept {
     if (c->state != ConnState::Open && c->state != ConnState::Closing) return;
     if (halted(c->ctx)) return;  // the socket stays readable: next net.loop()
   }
+  // Messages a halted loop left in the framer go before anything new.
+  if (!conn_frames_drain(c)) return;
   char* buf = context_read_buffer(c->ctx);
   if (buf == nullptr) {
     conn_close(c, EndKind::Error, ENOMEM);

@@ -213,6 +213,10 @@ void conn_release(Conn* c) noexcept;
 // the connection: EndKind::Framing) and returns true; false without
 // framing (frames.cc).
 bool conn_frames(Conn* c, const char* data, size_t len) noexcept;
+// Delivers the whole messages a halted loop left in the framer (a callback
+// raised, or net.stop()); true if it did nothing or the connection may read
+// on (frames.cc).
+bool conn_frames_drain(Conn* c) noexcept;
 void conn_frames_free(Conn* c) noexcept;
 // The framing failure's message and code ("MESSAGE_TOO_LONG", "BAD_LENGTH").
 const char* conn_frames_reason(const Conn* c) noexcept;

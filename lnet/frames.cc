@@ -4,6 +4,8 @@
 #include "framing.hh"
 #include "objects.hh"
 
+#include <event2/event.h>
+
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -126,8 +128,9 @@ bool emit_lua(void* ud, const char* msg, size_t len) {
   lua_pushlstring(L, msg, len);
   lua_call(L, nargs, 0);
   // A pause() stops reading from the socket; the messages already read are
-  // still delivered (as a whole read is without framing).
-  return b->conn->state == ConnState::Open && !b->conn->read_eof;
+  // still delivered (as a whole read is without framing). net.stop() halts
+  // delivery: the rest waits for the next net.loop().
+  return b->conn->state == ConnState::Open && !b->conn->read_eof && !halted(b->conn->ctx);
 }
 
 int batch_body(lua_State* L) {
@@ -143,6 +146,12 @@ int batch_body(lua_State* L) {
 }
 
 }  // namespace
+
+bool conn_frames_drain(Conn* c) noexcept {
+  if (c->frames == nullptr || c->frames->buf.size() == 0 || c->state != ConnState::Open) return true;
+  conn_frames(c, nullptr, 0);
+  return c->state == ConnState::Open && !c->read_eof && !halted(c->ctx);
+}
 
 bool conn_frames(Conn* c, const char* data, size_t len) noexcept {
   const FrameSpec& spec = c->opt.framing;
@@ -166,6 +175,11 @@ bool conn_frames(Conn* c, const char* data, size_t len) noexcept {
   }
   if (r == FeedResult::Failed && c->state == ConnState::Open)
     conn_close(c, EndKind::Framing, 0);  // the reason lives until conn_release
+  // A callback raised or stopped the loop with messages still buffered:
+  // the next net.loop() delivers them (read_some drains first), even if
+  // the peer sends nothing more.
+  if (halted(c->ctx) && c->state == ConnState::Open && c->frames && c->frames->buf.size() > 0)
+    event_active(c->rev, EV_READ, 0);
   return true;
 }
 

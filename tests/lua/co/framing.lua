@@ -115,6 +115,14 @@ do
   t.eq(ok, false, "the callback's error leaves net.loop")
   t.has(err, "raised on b", "its message")
   t.eq(table.concat(got, ","), "a,b", "delivered up to the error")
+  -- The next loop delivers c although the peer sends nothing more.
+  local guard = net.setTimeout(function() end, 3000)  -- bounds the wait
+  for _ = 1, 50 do
+    net.loop("once")
+    if #got >= 3 then break end
+  end
+  net.clearTimeout(guard)
+  t.eq(table.concat(got, ","), "a,b,c", "the rest of the read, with no new data")
   c:send("d\n")
   for _ = 1, 50 do
     net.loop("once")
@@ -122,6 +130,37 @@ do
   end
   t.eq(table.concat(got, ","), "a,b,c,d", "nothing lost after the error")
   c:close()
+  srv:stop()
+  net.loop()
+end
+
+-- The same with net.stop() in the callback and the peer's FIN right after
+-- the messages: the next loop delivers the rest, then 'disconnected'.
+do
+  local events = {}
+  local srv = net.TCPServer()
+  srv:listen("127.0.0.1", 0, {
+    data = function(_, m)
+      events[#events + 1] = m
+      if m == "b" then net.stop() end
+    end,
+    disconnected = function() events[#events + 1] = "disconnected" end,
+  }, { framing = "line" })
+  local _, port = srv:address()
+  local c = net.TCPSocket()
+  c:connect("127.0.0.1", port, { connected = function() c:send("a\nb\nc\n"); c:disconnect() end })
+  local guard = net.setTimeout(function() end, 3000)
+  for _ = 1, 50 do
+    net.loop("once")
+    if events[2] then break end
+  end
+  t.eq(table.concat(events, ","), "a,b", "stopped after b")
+  for _ = 1, 50 do
+    net.loop("once")
+    if events[#events] == "disconnected" then break end
+  end
+  net.clearTimeout(guard)
+  t.eq(table.concat(events, ","), "a,b,c,disconnected", "c, then the end")
   srv:stop()
   net.loop()
 end
