@@ -174,6 +174,12 @@ bool flush(Conn* c) noexcept {
 void on_eof(Conn* c) noexcept {
   c->read_eof = true;
   event_del(c->rev);
+  // With framing, the peer ended inside a message: the stream is cut, and
+  // says so ('disconnected' with INCOMPLETE_MESSAGE), never a silent end.
+  if (c->state == ConnState::Open && conn_frames_incomplete(c)) {
+    conn_close(c, EndKind::Framing, 0);
+    return;
+  }
   if (c->state == ConnState::Closing) {
     // Lingering after our FIN: the peer is done too. Else the flush ends it.
     if (conn_queued(c) == 0 && c->write_end == WriteEnd::FinSent) conn_close(c, EndKind::Orderly, 0);
@@ -474,7 +480,8 @@ void conn_close(Conn* c, EndKind kind, int err) noexcept {
   c->err = err;
   // A stream lnet cuts must look cut to the peer: reset rather than FIN.
   // (close() keeps its FIN: the kernel still sends what it accepted.)
-  bool reset = kind == EndKind::MaxBuffer || kind == EndKind::LingerTimeout;
+  bool reset = kind == EndKind::MaxBuffer || kind == EndKind::LingerTimeout ||
+               kind == EndKind::Framing;
   drop_queue(c);
   // The I/O events may be running this very call: delete them now, free
   // them when the connection is released or reattached.

@@ -217,6 +217,9 @@ bool conn_frames(Conn* c, const char* data, size_t len) noexcept;
 // raised, or net.stop()); true if it did nothing or the connection may read
 // on (frames.cc).
 bool conn_frames_drain(Conn* c) noexcept;
+// At the peer's end: true when the framer holds part of a message (the
+// connection must end with EndKind::Framing, "INCOMPLETE_MESSAGE").
+bool conn_frames_incomplete(Conn* c) noexcept;
 void conn_frames_free(Conn* c) noexcept;
 // The framing failure's message and code ("MESSAGE_TOO_LONG", "BAD_LENGTH").
 const char* conn_frames_reason(const Conn* c) noexcept;

@@ -147,6 +147,10 @@ int batch_body(lua_State* L) {
 
 }  // namespace
 
+bool conn_frames_incomplete(Conn* c) noexcept {
+  return c->frames != nullptr && framer_incomplete(c->frames);
+}
+
 bool conn_frames_drain(Conn* c) noexcept {
   if (c->frames == nullptr || c->frames->buf.size() == 0 || c->state != ConnState::Open) return true;
   conn_frames(c, nullptr, 0);

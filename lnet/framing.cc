@@ -259,6 +259,14 @@ FeedResult framer_feed(Framer* f, const FrameSpec& spec, const char* p, size_t n
 
 FeedResult framer_feed_buffered(Framer* f, const FrameSpec& spec, const char* p, size_t n,
                                 FrameEmit emit, void* ud) noexcept {
+  if (f->buf.size() == 0 && n > 0) {
+    // An oversize or bad first message is refused from its header, before
+    // any of its body is buffered.
+    const char* msg = nullptr;
+    size_t len = 0, used = 0;
+    FrameStatus st = frame_scan(p, n, spec, &msg, &len, &used);
+    if (st != FrameStatus::Message && st != FrameStatus::More) return feed_failed(f, st, len, spec);
+  }
   if (!fb_append(&f->buf, p, n)) return feed_failed(f, FrameStatus::More, 0, spec);
   const char* msg = nullptr;
   size_t len = 0;
@@ -270,6 +278,16 @@ FeedResult framer_feed_buffered(Framer* f, const FrameSpec& spec, const char* p,
   }
   if (f->buf.size() == 0 && f->buf.cap > (256u << 10)) fb_clear(&f->buf);
   return FeedResult::Ok;
+}
+
+bool framer_incomplete(Framer* f) noexcept {
+  size_t held = f->buf.size();
+  if (held == 0) return false;
+  std::snprintf(f->reason, sizeof f->reason, "connection ended inside a message (%zu bytes held)",
+                held);
+  f->code = "INCOMPLETE_MESSAGE";
+  fb_clear(&f->buf);
+  return true;
 }
 
 bool frame_header(const FrameSpec& spec, size_t n, unsigned char* out) noexcept {

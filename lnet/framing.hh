@@ -103,6 +103,10 @@ FeedResult framer_feed(Framer* f, const FrameSpec& spec, const char* p, size_t n
 FeedResult framer_feed_buffered(Framer* f, const FrameSpec& spec, const char* p, size_t n,
                                 FrameEmit emit, void* ud) noexcept;
 
+// The stream ended: true (with f->reason and f->code "INCOMPLETE_MESSAGE")
+// when part of a message is held, which can never complete.
+bool framer_incomplete(Framer* f) noexcept;
+
 // Writes the length field for a body of n bytes into out (spec.length_bytes
 // bytes); false when n - adjust does not fit the field.
 bool frame_header(const FrameSpec& spec, size_t n, unsigned char* out) noexcept;
