@@ -213,6 +213,20 @@ FeedResult feed_failed(Framer* f, FrameStatus st, size_t len, const FrameSpec& s
   return FeedResult::Failed;
 }
 
+// Emits the whole messages in f's buffer, each taken out before emit.
+FeedResult emit_buffered(Framer* f, const FrameSpec& spec, FrameEmit emit, void* ud) noexcept {
+  const char* msg = nullptr;
+  size_t len = 0;
+  for (;;) {
+    FrameStatus st = fb_next(&f->buf, spec, &msg, &len);
+    if (st == FrameStatus::More) break;
+    if (st != FrameStatus::Message) return feed_failed(f, st, len, spec);
+    if (!emit(ud, msg, len)) return FeedResult::Stopped;
+  }
+  if (f->buf.size() == 0 && f->buf.cap > (256u << 10)) fb_clear(&f->buf);
+  return FeedResult::Ok;
+}
+
 }  // namespace
 
 FeedResult framer_feed(Framer* f, const FrameSpec& spec, const char* p, size_t n, FrameEmit emit,
@@ -247,14 +261,7 @@ FeedResult framer_feed(Framer* f, const FrameSpec& spec, const char* p, size_t n
     return FeedResult::Ok;
   }
   if (!fb_append(&f->buf, p, n)) return feed_failed(f, FrameStatus::More, 0, spec);
-  for (;;) {
-    FrameStatus st = fb_next(&f->buf, spec, &msg, &len);
-    if (st == FrameStatus::More) break;
-    if (st != FrameStatus::Message) return feed_failed(f, st, len, spec);
-    if (!emit(ud, msg, len)) return FeedResult::Stopped;
-  }
-  if (f->buf.size() == 0 && f->buf.cap > (256u << 10)) fb_clear(&f->buf);
-  return FeedResult::Ok;
+  return emit_buffered(f, spec, emit, ud);
 }
 
 FeedResult framer_feed_buffered(Framer* f, const FrameSpec& spec, const char* p, size_t n,
@@ -268,16 +275,7 @@ FeedResult framer_feed_buffered(Framer* f, const FrameSpec& spec, const char* p,
     if (st != FrameStatus::Message && st != FrameStatus::More) return feed_failed(f, st, len, spec);
   }
   if (!fb_append(&f->buf, p, n)) return feed_failed(f, FrameStatus::More, 0, spec);
-  const char* msg = nullptr;
-  size_t len = 0;
-  for (;;) {
-    FrameStatus st = fb_next(&f->buf, spec, &msg, &len);
-    if (st == FrameStatus::More) break;
-    if (st != FrameStatus::Message) return feed_failed(f, st, len, spec);
-    if (!emit(ud, msg, len)) return FeedResult::Stopped;
-  }
-  if (f->buf.size() == 0 && f->buf.cap > (256u << 10)) fb_clear(&f->buf);
-  return FeedResult::Ok;
+  return emit_buffered(f, spec, emit, ud);
 }
 
 bool framer_incomplete(Framer* f) noexcept {
