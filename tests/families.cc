@@ -300,52 +300,16 @@ std::string enter_netns() {
 // Runs body in a forked child inside the namespace: "" on success, else the
 // failure (or "SKIP: why" when the namespace could not be made).
 std::string in_netns(const std::function<std::string()>& body, int timeout_s) {
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return "pipe2 failed";
-  std::fflush(nullptr);
-  pid_t pid = fork();
-  if (pid < 0) return "fork failed";
-  if (pid == 0) {
-    ::close(p[0]);
-    // A crash ends this child, not Boost's monitor copied into it.
-    for (int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGALRM, SIGTRAP, SIGSYS})
-      std::signal(sig, SIG_DFL);
-    std::string why;
-    try {
-      why = enter_netns();
-      if (!why.empty())
-        why = "cannot make a private network namespace with a veth pair here: " + why;
-      else
-        why = body();
-    } catch (const std::exception& e) {
-      why = std::string("exception: ") + e.what();
-    }
-    if (!why.empty()) (void)!::write(p[1], why.data(), why.size());
-    ::_exit(why.empty() ? 0 : 1);
-  }
-  ::close(p[1]);
-  std::string text;
-  auto deadline = lnet_test::Clock::now() + std::chrono::seconds(timeout_s);
-  bool timed_out = false;
-  for (;;) {
-    pollfd pf{p[0], POLLIN, 0};
-    int rc = ::poll(&pf, 1, lnet_test::remaining_ms(deadline));
-    if (rc == 0) {
-      timed_out = true;
-      break;
-    }
-    if (rc < 0 && errno == EINTR) continue;
-    char buf[4096];
-    ssize_t n = ::read(p[0], buf, sizeof buf);
-    if (n <= 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  ::close(p[0]);
-  if (timed_out) ::kill(pid, SIGKILL);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) return "did not end within " + std::to_string(timeout_s) + " s; reported: " + text;
+  auto end = lnet_test::run_in_child(
+      [&] {
+        std::string why = enter_netns();
+        if (!why.empty()) return "cannot make a private network namespace with a veth pair here: " + why;
+        return body();
+      },
+      lnet_test::Clock::now() + std::chrono::seconds(timeout_s));
+  const std::string& text = end.text;
+  int status = end.status;
+  if (end.timed_out) return "did not end within " + std::to_string(timeout_s) + " s; reported: " + text;
   if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status)) + "; " + text;
   if (WEXITSTATUS(status) != 0 && text.empty()) return "exit status " + std::to_string(WEXITSTATUS(status));
   return text;

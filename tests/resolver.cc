@@ -248,55 +248,21 @@ struct Outcome {
 // success, else the failure. Bounded by timeout.
 Outcome in_namespace(const Setup& s, const std::function<std::string()>& body, milliseconds timeout) {
   TempDir dir;
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return {false, errno_text("pipe2")};
-  std::fflush(nullptr);
-  pid_t pid = fork();
-  if (pid < 0) return {false, errno_text("fork")};
-  if (pid == 0) {
-    ::close(p[0]);
-    // A crash ends this child, not Boost's monitor copied into it.
-    for (int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGALRM, SIGTRAP, SIGSYS})
-      std::signal(sig, SIG_DFL);
-    std::string why;
-    try {
-      why = enter_namespaces(dir, s);
-      if (why.empty()) {
+  auto end = run_in_child(
+      [&] {
+        std::string why = enter_namespaces(dir, s);
+        if (!why.empty()) return why;
         std::unique_ptr<FakeDns> dns;
         if (s.fake_dns) dns = std::make_unique<FakeDns>();
         g_dns = dns.get();
         why = body();
         g_dns = nullptr;
-      }
-    } catch (const std::exception& e) {
-      why = std::string("exception: ") + e.what();
-    }
-    if (!why.empty()) (void)!::write(p[1], why.data(), why.size());
-    ::_exit(why.empty() ? 0 : 1);
-  }
-  ::close(p[1]);
-  std::string text;
-  auto deadline = Clock::now() + timeout;
-  bool timed_out = false;
-  for (;;) {
-    pollfd pf{p[0], POLLIN, 0};
-    int rc = ::poll(&pf, 1, remaining_ms(deadline));
-    if (rc == 0) {
-      timed_out = true;
-      break;
-    }
-    if (rc < 0 && errno == EINTR) continue;
-    char buf[4096];
-    ssize_t n = ::read(p[0], buf, sizeof buf);
-    if (n <= 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  ::close(p[0]);
-  if (timed_out) ::kill(pid, SIGKILL);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) return {false, "did not end within the time limit; reported: " + text};
+        return why;
+      },
+      Clock::now() + timeout);
+  const std::string& text = end.text;
+  int status = end.status;
+  if (end.timed_out) return {false, "did not end within the time limit; reported: " + text};
   if (WIFSIGNALED(status)) return {false, "killed by signal " + std::to_string(WTERMSIG(status)) + "; " + text};
   bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && text.empty();
   return {ok, text};

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -530,6 +531,58 @@ std::string recv_line(int fd, milliseconds timeout) {
     line += c;
     if (line.size() > 4096) throw std::runtime_error("line too long");
   }
+}
+
+ChildEnd run_in_child(const std::function<std::string()>& body, Clock::time_point deadline) {
+  ChildEnd end;
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) {
+    end.text = std::string("pipe2: ") + std::strerror(errno);
+    end.status = 1 << 8;
+    return end;
+  }
+  std::fflush(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    ::close(p[0]);
+    ::close(p[1]);
+    end.text = std::string("fork: ") + std::strerror(errno);
+    end.status = 1 << 8;
+    return end;
+  }
+  if (pid == 0) {
+    ::close(p[0]);
+    // A crash ends this child, not Boost's monitor copied into it.
+    for (int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGALRM, SIGTRAP, SIGSYS})
+      std::signal(sig, SIG_DFL);
+    std::string why;
+    try {
+      why = body();
+    } catch (const std::exception& e) {
+      why = std::string("exception: ") + e.what();
+    }
+    if (!why.empty()) (void)!::write(p[1], why.data(), why.size());
+    ::_exit(why.empty() ? 0 : 1);
+  }
+  ::close(p[1]);
+  for (;;) {
+    pollfd pf{p[0], POLLIN, 0};
+    int rc = ::poll(&pf, 1, remaining_ms(deadline));
+    if (rc == 0) {
+      end.timed_out = true;
+      break;
+    }
+    if (rc < 0 && errno == EINTR) continue;
+    char buf[4096];
+    ssize_t n = ::read(p[0], buf, sizeof buf);
+    if (n <= 0) break;
+    end.text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(p[0]);
+  if (end.timed_out) ::kill(pid, SIGKILL);
+  while (waitpid(pid, &end.status, 0) < 0 && errno == EINTR) {
+  }
+  return end;
 }
 
 }  // namespace lnet_test

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -229,6 +230,16 @@ Fd connect_to(uint16_t port, std::chrono::milliseconds timeout = std::chrono::se
 
 // Waits until fd is ready for events; false at the deadline.
 bool wait_io(int fd, short events, Clock::time_point deadline);
+
+// Runs body in a forked child (crash signals back to their default, a C++
+// exception caught): body returns "" on success, else the failure, which
+// the child reports through a pipe. Waits until deadline, then kills it.
+struct ChildEnd {
+  bool timed_out = false;
+  int status = 0;    // waitpid's
+  std::string text;  // what the child reported
+};
+ChildEnd run_in_child(const std::function<std::string()>& body, Clock::time_point deadline);
 
 // Sends all of data on a non-blocking socket; throws on timeout or error.
 void send_all(int fd, const std::string& data, std::chrono::milliseconds timeout = std::chrono::seconds(20));
