@@ -184,6 +184,12 @@ const luaL_Reg kBufferMethods[] = {
 // waiting[thread] still holds its token (a timeout, a close or co.kill
 // that woke it first leaves a stale parking, dropped at the next data).
 
+// Arguments 1 and 2 of wait_data and send_flat: (server, id) or (socket,
+// false). The open connection they name, or null.
+Conn* conn_arg(lua_State* L) {
+  return lua_isinteger(L, 2) ? server_conn(L, 1, lua_tointeger(L, 2)) : socket_conn(L, 1);
+}
+
 // co_setup(waiting, finished): where net.co keeps its waiting threads, and
 // the function that ends a thread (finished(thread, ok, result)).
 int co_setup(lua_State* L) {
@@ -211,7 +217,7 @@ int co_setup(lua_State* L) {
 // Without an open connection it yields all the same (net.co wakes it).
 int co_wait(lua_State* L) {
   Context* ctx = upvalue_context(L);
-  Conn* c = lua_isinteger(L, 2) ? server_conn(L, 1, lua_tointeger(L, 2)) : socket_conn(L, 1);
+  Conn* c = conn_arg(L);
   if (c != nullptr && ctx->co_parked != LUA_NOREF) {
     CoWaiter& w = c->waiter;
     // net.co's own call: integers or nil/false (0), no argument errors.
@@ -346,10 +352,10 @@ int flat_concat(lua_State* L) {
   for (lua_Integer i = 1; i <= n; i++) {
     int t = lua_rawgeti(L, 1, i);
     if (t == LUA_TSTRING) {
-      luaL_addvalue(&out);
+      luaL_addvalue(&out);  // the buffer's own way with a value on the stack
     } else if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
       lua_Integer v = lua_tointeger(L, -1);
-      lua_pop(L, 1);
+      lua_pop(L, 1);  // balanced before the buffer is used again
       char digits[24];
       char* e = digits + sizeof digits;
       char* p = format_integer(v, e);
@@ -376,7 +382,7 @@ constexpr size_t kSendChunk = 256 << 10;  // co.lua's SEND_CHUNK
 constexpr size_t kFlatMax = 4096;
 
 int send_flat(lua_State* L) {
-  Conn* c = lua_isinteger(L, 2) ? server_conn(L, 1, lua_tointeger(L, 2)) : socket_conn(L, 1);
+  Conn* c = conn_arg(L);
   if (c == nullptr) return 0;
   if (lua_type(L, 3) == LUA_TSTRING) {
     size_t len = 0;
@@ -510,7 +516,8 @@ int table_clear(lua_State* L) {
 }
 
 const luaL_Reg kNgxHelpers[] = {{"table_new", table_new},
-                                {"table_clear", table_clear},{"encode_base64", encode_base64},
+                                {"table_clear", table_clear},
+                                {"encode_base64", encode_base64},
                                 {"decode_base64", decode_base64},
                                 {"md5", md5_hex},
                                 {"md5_bin", md5_bin},
@@ -557,7 +564,6 @@ extern "C" LNET_EXPORT int luaopen_net_co(lua_State* L) {
   luaL_setfuncs(L, parts, 1);
   lua_pushcfunction(L, flat_concat);
   lua_setfield(L, -2, "concat");
-
   lua_call(L, 3, 1);
   return 1;
 }

@@ -240,7 +240,9 @@ void read_some(Conn* c) noexcept {
       c->bytes_in += static_cast<uint64_t>(n);
       c->last_active = now_ms();
       if (!closing) {
-        if (!conn_frames(c, buf, static_cast<size_t>(n)))
+        // With framing, whole messages; else a coroutine parked on the
+        // connection (net.co) takes the data; else the owner's 'data'.
+        if (!conn_frames(c, buf, static_cast<size_t>(n)) && !co_deliver(c, buf, static_cast<size_t>(n)))
           c->owner->conn_data(c, buf, static_cast<size_t>(n));
         // The callback may have closed, disconnected or paused it, or raised
         // (or called net.stop()): then nothing more is delivered this round;

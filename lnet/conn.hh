@@ -225,8 +225,8 @@ void conn_frames_free(Conn* c) noexcept;
 const char* conn_frames_reason(const Conn* c) noexcept;
 const char* conn_frames_code(const Conn* c) noexcept;
 
-// net.co (co.cc): hands data to the coroutine parked on c when one is and
-// takes data of this size (true); false: deliver it as usual.
+// net.co (co.cc): hands data read on c to the coroutine parked on it when
+// one is and takes data of this size (true); false: the owner's conn_data.
 bool co_deliver(Conn* c, const char* data, size_t len) noexcept;
 // Drops the coroutine parked on c (the connection ends).
 void co_forget(Conn* c) noexcept;
