@@ -53,6 +53,9 @@ struct Socket final : ConnOwner {
   void conn_end(Conn* c) noexcept override;
   void conn_secured(Conn* c) noexcept override;
   void conn_closed(Conn* c) noexcept override;
+  // 'connected' (plain connect done, or TLS handshake done), then a
+  // disconnect() asked for while connecting.
+  void fire_connected(Conn* c) noexcept;
   bool conn_data_callback(Conn*, Call* call) noexcept override {
     call->key = this;
     call->slot = kData;
@@ -233,6 +236,16 @@ void run_deferred(Deferred* d) {
   if (p & kFinish) finish(s);
 }
 
+void Socket::fire_connected(Conn* c) noexcept {
+  clear_attempt(this);
+  connected_fired = true;
+  fire_simple(this, kConnected);
+  if (c->close_queued && c->state == ConnState::Open) {
+    c->close_queued = false;
+    conn_disconnect(c);
+  }
+}
+
 void Socket::conn_connect_result(Conn* c, int err) noexcept {
   if (err != 0) {
     last_err = err;
@@ -260,17 +273,10 @@ void Socket::conn_connect_result(Conn* c, int err) noexcept {
     if (!tls_start(c, tls, TlsRole::Client, host, &c->opt, false)) fail_errno(this, ENOMEM);
     return;
   }
-  clear_attempt(this);
-  connected_fired = true;
-  fire_simple(this, kConnected);
-  if (c->close_queued && c->state == ConnState::Open) {
-    c->close_queued = false;
-    conn_disconnect(c);
-  }
+  fire_connected(c);
 }
 
-void Socket::conn_data(Conn* c, const char* data, size_t len) noexcept {
-  if (co_deliver(c, data, len)) return;
+void Socket::conn_data(Conn*, const char* data, size_t len) noexcept {
   Call call;
   call.key = this;
   call.slot = kData;
@@ -304,13 +310,7 @@ void Socket::conn_secured(Conn* c) noexcept {
     dispatch(c->ctx, secured_body, &sc);
     return;
   }
-  clear_attempt(this);
-  connected_fired = true;
-  fire_simple(this, kConnected);
-  if (c->close_queued && c->state == ConnState::Open) {
-    c->close_queued = false;
-    conn_disconnect(c);
-  }
+  fire_connected(c);
 }
 
 void Socket::conn_closed(Conn* c) noexcept {
