@@ -182,10 +182,12 @@ bool take(Server* srv, evutil_socket_t fd, ProxyConn* pc = nullptr) noexcept {
     delete c;
     return false;
   }
-  if (srv->cur.tls) {
+  bool tls = srv->cur.tls != nullptr;
+  bool ok = true;
+  if (tls) {
     // A client id only after the handshake (conn_secured); until then the
     // connection is known to nobody but the server.
-    bool ok = tls_start(c, srv->cur.tls, TlsRole::Server, nullptr, &srv->cur, false);
+    ok = tls_start(c, srv->cur.tls, TlsRole::Server, nullptr, &srv->cur, false);
     if (ok) {
       try {
         srv->handshaking.emplace(c, pc);
@@ -193,22 +195,17 @@ bool take(Server* srv, evutil_socket_t fd, ProxyConn* pc = nullptr) noexcept {
         ok = false;
       }
     }
-    if (!ok) {
-      conn_release(c);
-      delete c;
-      return false;
+  } else {
+    c->id = ++srv->last_id;
+    try {
+      srv->conns.emplace(c->id, c);
+      if (pc) srv->proxied.emplace(c->id, pc);
+    } catch (...) {
+      srv->conns.erase(c->id);
+      ok = false;
     }
-    srv->open++;
-    srv->accepted++;
-    update_accepting(srv);
-    return true;
   }
-  c->id = ++srv->last_id;
-  try {
-    srv->conns.emplace(c->id, c);
-    if (pc) srv->proxied.emplace(c->id, pc);
-  } catch (...) {
-    srv->conns.erase(c->id);
+  if (!ok) {
     conn_release(c);
     delete c;
     return false;
@@ -216,7 +213,7 @@ bool take(Server* srv, evutil_socket_t fd, ProxyConn* pc = nullptr) noexcept {
   srv->open++;
   srv->accepted++;
   update_accepting(srv);
-  fire_conn(srv, kConnected, c->id);
+  if (!tls) fire_conn(srv, kConnected, c->id);
   return true;
 }
 
@@ -556,7 +553,6 @@ void run_conn_deferred(Deferred* d) {
 }
 
 void Server::conn_data(Conn* c, const char* data, size_t len) noexcept {
-  if (co_deliver(c, data, len)) return;
   Call call;
   call.key = this;
   call.slot = kData;
