@@ -3,27 +3,18 @@
 -- leave(). set{} and its options.
 local net = require "net"
 local t = require "testlib"
+local udplib = require "fam.udplib"
 
 local GROUP = "239.255.77." .. math.random(1, 250)
 
--- Sends "tag" to the group every 20 ms from a fresh sender; returns what
--- the receiver got within ms milliseconds (waiting for one datagram or ms).
+-- What the receiver (state) got of "tag" sent to the group from a fresh
+-- sender with these options, set before it is open (see fam.udplib).
 local function exchange(receiver_state, sender_options, ms, tag)
-  local got = {}
-  t.run(ms + 5000, function(done)
-    receiver_state.on = function(data) got[#got + 1] = data; done() end
-    local s = t.closing(net.UDPSocket())
+  return udplib.exchange(receiver_state, function()
+    local s = net.UDPSocket()
     t.eq(s:set(sender_options), true, "set{} before the socket is open")
-    local iv = net.setInterval(function()
-      local ok, msg, code = s:send(tag, GROUP, receiver_state.port)
-      t.eq(ok, true, "multicast send: " .. tostring(msg) .. " " .. tostring(code))
-    end, 20)
-    t.cleanup(function() net.clearInterval(iv) end)
-    local limit = net.setTimeout(done, ms)
-    t.cleanup(function() net.clearTimeout(limit) end)
-  end, { keep = true })
-  receiver_state.on = nil
-  return got
+    return s
+  end, GROUP, receiver_state.port, ms, tag)
 end
 
 local state = {}

@@ -7,6 +7,7 @@
 -- IPv6 multicast hop limit (multicast_ttl) seen by a Python receiver.
 local net = require "net"
 local t = require "testlib"
+local udplib = require "fam.udplib"
 
 local IF4, IF6 = "10.9.9.1", "v0"
 local G4 = "239.255.80." .. math.random(1, 250)
@@ -27,20 +28,7 @@ end
 -- Sends tag to group:port from make_sender() every 20 ms; what the member
 -- got within ms (waits for one datagram or ms).
 local function exchange(make_sender, group, port, ms, tag)
-  local got = {}
-  t.run(ms + 5000, function(done)
-    state.on = function(data) got[#got + 1] = data; done() end
-    local s = t.closing(make_sender())
-    local iv = net.setInterval(function()
-      local ok, msg, code = s:send(tag, group, port)
-      t.eq(ok, true, "multicast send: " .. tostring(msg) .. " " .. tostring(code))
-    end, 20)
-    t.cleanup(function() net.clearInterval(iv) end)
-    local limit = net.setTimeout(done, ms)
-    t.cleanup(function() net.clearTimeout(limit) end)
-  end, { keep = true })
-  state.on = nil
-  return got
+  return udplib.exchange(state, make_sender, group, port, ms, tag)
 end
 
 local function with(options) return function() return net.UDPSocket(options) end end
