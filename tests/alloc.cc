@@ -12,26 +12,8 @@
 
 namespace {
 
-struct Budget {
-  long count = 0;      // growing allocations so far
-  long fail_from = 0;  // 0: never fail
-  bool failed = false;
-};
-
-void* failing_alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
-  auto* b = static_cast<Budget*>(ud);
-  if (nsize == 0) {
-    std::free(ptr);
-    return nullptr;
-  }
-  // Lua assumes shrinking never fails; only growth counts.
-  bool grows = ptr == nullptr || nsize > osize;
-  if (grows && b->fail_from > 0 && ++b->count >= b->fail_from) {
-    b->failed = true;
-    return nullptr;
-  }
-  return std::realloc(ptr, nsize);
-}
+using lnet_test::AllocBudget;
+using lnet_test::failing_alloc;
 
 const char kScenario[] = R"lua(
 local net = require "net"
@@ -67,7 +49,7 @@ BOOST_AUTO_TEST_CASE(sweep_every_allocation, *boost::unit_test::timeout(600)) {
   long n = 1;
   long failures_seen = 0;
   for (; n < 200000; n++) {
-    Budget budget;
+    AllocBudget budget;
     lua_State* L = lnet_test::new_state(failing_alloc, &budget);
     BOOST_REQUIRE_MESSAGE(L != nullptr, "state setup failed without injected failures");
     budget.fail_from = n;  // counting starts after the standard libraries

@@ -371,25 +371,8 @@ FAM(unix_socat, kSocat)
 // run must end cleanly (ASan shows a leak or a bad access).
 namespace {
 
-struct Budget {
-  long count = 0;
-  long fail_from = 0;  // 0: never fail
-  bool failed = false;
-};
-
-void* failing_alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
-  auto* b = static_cast<Budget*>(ud);
-  if (nsize == 0) {
-    std::free(ptr);
-    return nullptr;
-  }
-  bool grows = ptr == nullptr || nsize > osize;
-  if (grows && b->fail_from > 0 && ++b->count >= b->fail_from) {
-    b->failed = true;
-    return nullptr;
-  }
-  return std::realloc(ptr, nsize);
-}
+using lnet_test::AllocBudget;
+using lnet_test::failing_alloc;
 
 const char kSweep[] = R"lua(
 local path = ...
@@ -432,7 +415,7 @@ BOOST_AUTO_TEST_CASE(alloc_sweep_udp_and_unix, *boost::unit_test::timeout(900)) 
   std::string path = dir / "sweep.sock";
   long n = 1, failures_seen = 0;
   for (; n < 200000; n++) {
-    Budget budget;
+    AllocBudget budget;
     lua_State* L = lnet_test::new_state(failing_alloc, &budget);
     BOOST_REQUIRE_MESSAGE(L != nullptr, "state setup failed without injected failures");
     budget.fail_from = n;

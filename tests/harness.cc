@@ -132,6 +132,20 @@ int setup_paths(lua_State* L) {
 std::string source_path(const std::string& rel) { return env_or("LNET_SOURCE", ".") + "/" + rel; }
 std::string build_path(const std::string& rel) { return env_or("LNET_BUILD", ".") + "/" + rel; }
 
+void* failing_alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
+  auto* b = static_cast<AllocBudget*>(ud);
+  if (nsize == 0) {
+    std::free(ptr);
+    return nullptr;
+  }
+  bool grows = ptr == nullptr || nsize > osize;
+  if (grows && b->fail_from > 0 && ++b->count >= b->fail_from) {
+    b->failed = true;
+    return nullptr;
+  }
+  return std::realloc(ptr, nsize);
+}
+
 lua_State* new_state(lua_Alloc alloc, void* ud) {
   lua_State* L = alloc ? lua_newstate(alloc, ud) : luaL_newstate();
   if (L == nullptr) return nullptr;

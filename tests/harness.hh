@@ -18,6 +18,16 @@ std::string build_path(const std::string& rel);
 // allocator refuses (the allocation-failure sweep passes its own).
 lua_State* new_state(lua_Alloc alloc = nullptr, void* ud = nullptr);
 
+// For the allocation-failure sweeps: failing_alloc with an AllocBudget as
+// ud fails every growing allocation from the fail_from-th on (0: never);
+// Lua assumes that shrinking never fails, so only growth counts.
+struct AllocBudget {
+  long count = 0;      // growing allocations so far
+  long fail_from = 0;  // 0: never fail
+  bool failed = false;
+};
+void* failing_alloc(void* ud, void* ptr, size_t osize, size_t nsize);
+
 // Runs a chunk of Lua in L under a traceback handler. Returns "" on success,
 // otherwise the error message with its traceback.
 std::string run_string(lua_State* L, const std::string& code, const std::string& name);
