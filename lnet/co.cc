@@ -20,44 +20,118 @@ extern const size_t kCoLua_len;
 extern const char kNgxLua[];
 extern const size_t kNgxLua_len;
 
+// A cosocket's received bytes, and the state of its record that the C
+// methods use (co.lua keeps the rest in the record's table). User values:
+// 1 the coroutine reading (while one waits), 2 the net object (server or
+// socket) of the connection, 3 the record.
+struct CoBuffer {
+  FrameBuffer fb;
+  char delim[kMaxDelimiter];  // the last receiveuntil delimiter (for the scan memory)
+  size_t delim_len = 0;
+  size_t max_input = 0;       // the record's max_input and max_line
+  size_t max_line = 0;
+  bool closed = false;        // the record's end was seen (co.lua: c.closed)
+  bool reading = false;       // a coroutine waits for input (user value 1)
+  bool has_deadline = false;  // ... until rdeadline (net.now() ms)
+  bool has_timer = false;     // the read timer is armed, for timer_at
+  lua_Integer rtoken = 0;     // the reader's token in net.co's waiting table
+  lua_Integer wid = 0;        // the server's id of the connection; 0: a socket
+  lua_Number rdeadline = 0;
+  lua_Number timer_at = 0;
+  Conn* conn = nullptr;       // the open connection, once found (co_forget unlinks it)
+};
+
 namespace {
 
 const char kBufferType[] = "net.co.Buffer";
 
-// A cosocket's received bytes. The Lua layer pushes what the connection
-// delivers and takes lines, counts or delimited parts out of it.
-struct Buffer {
-  FrameBuffer fb;
-  char delim[kMaxDelimiter];  // the last receiveuntil delimiter (for the scan memory)
-  size_t delim_len = 0;
-};
-
 // The methods have the context as upvalue 1 (for the cached type check).
-Buffer* check_buffer(lua_State* L) {
-  return static_cast<Buffer*>(check_udata(L, 1, kBufferType, &upvalue_context(L)->mt_co_buffer));
+CoBuffer* check_buffer(lua_State* L) {
+  return static_cast<CoBuffer*>(check_udata(L, 1, kBufferType, &upvalue_context(L)->mt_co_buffer));
 }
 
 // Pushes n bytes from the front and consumes them.
-void push_take(lua_State* L, Buffer* b, size_t n) {
+void push_take(lua_State* L, CoBuffer* b, size_t n) {
   lua_pushlstring(L, b->fb.begin(), n);
   fb_consume(&b->fb, n);
 }
 
+// new_buffer(max_input, max_line) -> buffer
 int buffer_new(lua_State* L) {
-  new (lua_newuserdatauv(L, sizeof(Buffer), 0)) Buffer();
+  lua_Integer max_input = luaL_checkinteger(L, 1);
+  lua_Integer max_line = luaL_checkinteger(L, 2);
+  CoBuffer* b = new (lua_newuserdatauv(L, sizeof(CoBuffer), 3)) CoBuffer();
+  b->max_input = max_input > 0 ? static_cast<size_t>(max_input) : 0;
+  b->max_line = max_line > 0 ? static_cast<size_t>(max_line) : 0;
   luaL_setmetatable(L, kBufferType);
   return 1;
 }
 
+void unlink(CoBuffer* b) {
+  if (b->conn != nullptr) b->conn->waiter.core = nullptr;
+  b->conn = nullptr;
+}
+
 int buffer_gc(lua_State* L) {
-  Buffer* b = static_cast<Buffer*>(luaL_checkudata(L, 1, kBufferType));
+  CoBuffer* b = static_cast<CoBuffer*>(luaL_checkudata(L, 1, kBufferType));
+  unlink(b);
   fb_clear(&b->fb);
+  return 0;
+}
+
+// b:bind(net object, id | false, record): the connection it reads.
+int buffer_bind(lua_State* L) {
+  CoBuffer* b = check_buffer(L);
+  lua_settop(L, 4);
+  b->wid = lua_isinteger(L, 3) ? lua_tointeger(L, 3) : 0;
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, 1, 2);
+  lua_pushvalue(L, 4);
+  lua_setiuservalue(L, 1, 3);
+  unlink(b);
+  return 0;
+}
+
+// b:close(): the record's end was seen.
+int buffer_close(lua_State* L) {
+  check_buffer(L)->closed = true;
+  return 0;
+}
+
+// b:reader() -> thread, token, deadline | nothing: who waits for input.
+int buffer_reader(lua_State* L) {
+  CoBuffer* b = check_buffer(L);
+  if (!b->reading) return 0;
+  lua_getiuservalue(L, 1, 1);
+  lua_pushinteger(L, b->rtoken);
+  if (b->has_deadline) lua_pushnumber(L, b->rdeadline); else lua_pushboolean(L, 0);
+  return 3;
+}
+
+// b:set_reader(thread, token, deadline | false) | b:set_reader(false)
+int buffer_set_reader(lua_State* L) {
+  CoBuffer* b = check_buffer(L);
+  lua_settop(L, 4);
+  b->reading = lua_type(L, 2) == LUA_TTHREAD;
+  b->rtoken = b->reading ? luaL_checkinteger(L, 3) : 0;
+  b->has_deadline = b->reading && lua_type(L, 4) == LUA_TNUMBER;
+  b->rdeadline = b->has_deadline ? lua_tonumber(L, 4) : 0;
+  if (b->reading) lua_pushvalue(L, 2); else lua_pushnil(L);
+  lua_setiuservalue(L, 1, 1);
+  return 0;
+}
+
+// b:timer(at | false): the read timer is armed for at (net.now() ms), or not.
+int buffer_timer(lua_State* L) {
+  CoBuffer* b = check_buffer(L);
+  b->has_timer = lua_type(L, 2) == LUA_TNUMBER;
+  b->timer_at = b->has_timer ? lua_tonumber(L, 2) : 0;
   return 0;
 }
 
 // b:push(s) -> size; false when out of memory.
 int buffer_push(lua_State* L) {
-  Buffer* b = check_buffer(L);
+  CoBuffer* b = check_buffer(L);
   size_t len = 0;
   const char* s = luaL_checklstring(L, 2, &len);
   if (!fb_append(&b->fb, s, len)) {
@@ -76,7 +150,7 @@ int buffer_size(lua_State* L) {
 // b:line(max) -> line without "\n" or "\r\n"; nil: no whole line yet;
 // false: the line is longer than max.
 int buffer_line(lua_State* L) {
-  Buffer* b = check_buffer(L);
+  CoBuffer* b = check_buffer(L);
   FrameSpec spec;
   spec.kind = FrameSpec::Line;
   spec.max_message = static_cast<size_t>(luaL_checkinteger(L, 2));
@@ -98,7 +172,7 @@ int buffer_line(lua_State* L) {
 
 // b:take(n) -> n bytes, or nil when fewer are held.
 int buffer_take(lua_State* L) {
-  Buffer* b = check_buffer(L);
+  CoBuffer* b = check_buffer(L);
   lua_Integer n = luaL_checkinteger(L, 2);
   if (n < 0 || static_cast<size_t>(n) > b->fb.size()) return 0;
   push_take(L, b, static_cast<size_t>(n));
@@ -107,7 +181,7 @@ int buffer_take(lua_State* L) {
 
 // b:takeany(max) -> 1..max bytes and the bytes left, or nil when empty.
 int buffer_takeany(lua_State* L) {
-  Buffer* b = check_buffer(L);
+  CoBuffer* b = check_buffer(L);
   lua_Integer max = luaL_checkinteger(L, 2);
   size_t n = b->fb.size();
   if (n == 0) return 0;
@@ -119,7 +193,7 @@ int buffer_takeany(lua_State* L) {
 
 // b:all() -> every byte held ("" when empty).
 int buffer_all(lua_State* L) {
-  Buffer* b = check_buffer(L);
+  CoBuffer* b = check_buffer(L);
   push_take(L, b, b->fb.size());
   return 1;
 }
@@ -131,7 +205,7 @@ int buffer_all(lua_State* L) {
 //   found = false; or the rest before it (and the delimiter consumed),
 //   found = true; nil when neither is known yet.
 int buffer_upto(lua_State* L) {
-  Buffer* b = check_buffer(L);
+  CoBuffer* b = check_buffer(L);
   size_t dlen = 0;
   const char* d = luaL_checklstring(L, 2, &dlen);
   bool inclusive = lua_toboolean(L, 3);
@@ -174,7 +248,9 @@ int buffer_upto(lua_State* L) {
 const luaL_Reg kBufferMethods[] = {
     {"push", buffer_push}, {"size", buffer_size}, {"line", buffer_line},
     {"take", buffer_take}, {"takeany", buffer_takeany}, {"all", buffer_all},
-    {"upto", buffer_upto}, {nullptr, nullptr}};
+    {"upto", buffer_upto}, {"bind", buffer_bind}, {"close", buffer_close},
+    {"reader", buffer_reader}, {"set_reader", buffer_set_reader}, {"timer", buffer_timer},
+    {nullptr, nullptr}};
 
 // --- coroutines parked on a connection -------------------------------------
 // A coroutine waiting for input parks itself on its connection with
@@ -210,6 +286,38 @@ int co_setup(lua_State* L) {
   return 0;
 }
 
+// Parks the running coroutine on c (see CoWaiter): co_deliver resumes it
+// with the connection's next data while net.co's waiting[thread] == token.
+void park(lua_State* L, Context* ctx, Conn* c, lua_Integer token, size_t direct, void* buffer,
+          size_t max_input) {
+  CoWaiter& w = c->waiter;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_parked);
+  // Slots of ended connections: their threads let go, then reusable.
+  while (ctx->co_dead.n > 0) {
+    int dead = ctx->co_dead.items[--ctx->co_dead.n];
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, dead);
+    if (!slot_push(&ctx->co_free, dead)) break;  // out of memory: that slot is not reused
+  }
+  if (w.slot == 0) {
+    if (ctx->co_free.n > 0) {
+      w.slot = ctx->co_free.items[--ctx->co_free.n];
+    } else {
+      lua_pushboolean(L, 0);  // grows the table here, where raising is allowed
+      lua_rawseti(L, -2, ctx->co_slots + 1);
+      w.slot = ++ctx->co_slots;
+    }
+  }
+  if (lua_pushthread(L)) luaL_error(L, "net.co: wait_data outside a coroutine");
+  lua_rawseti(L, -2, w.slot);
+  lua_pop(L, 1);
+  w.parked = true;
+  w.token = token;
+  w.direct = direct;
+  w.buffer = direct > 0 ? nullptr : buffer;  // a direct wait never touches the buffer
+  w.max_input = max_input;
+}
+
 // wait_data(server, id | socket, false, token, direct, buffer, max_input):
 // yields the running coroutine until its connection's next data (see
 // CoWaiter), or until net.co wakes it. Resumed by co_deliver with (nil,
@@ -219,37 +327,13 @@ int co_wait(lua_State* L) {
   Context* ctx = upvalue_context(L);
   Conn* c = conn_arg(L);
   if (c != nullptr && ctx->co_parked != LUA_NOREF) {
-    CoWaiter& w = c->waiter;
     // net.co's own call: integers or nil/false (0), no argument errors.
     lua_Integer token = lua_tointegerx(L, 3, nullptr);
     lua_Integer direct = lua_tointegerx(L, 4, nullptr);
     lua_Integer max_input = lua_tointegerx(L, 6, nullptr);
-    // A direct wait never touches the buffer.
-    void* buffer = direct > 0 ? nullptr : test_udata(L, 5, kBufferType, &ctx->mt_co_buffer);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_parked);
-    // Slots of ended connections: their threads let go, then reusable.
-    while (ctx->co_dead.n > 0) {
-      int dead = ctx->co_dead.items[--ctx->co_dead.n];
-      lua_pushboolean(L, 0);
-      lua_rawseti(L, -2, dead);
-      if (!slot_push(&ctx->co_free, dead)) break;  // out of memory: that slot is not reused
-    }
-    if (w.slot == 0) {
-      if (ctx->co_free.n > 0) {
-        w.slot = ctx->co_free.items[--ctx->co_free.n];
-      } else {
-        lua_pushboolean(L, 0);  // grows the table here, where raising is allowed
-        lua_rawseti(L, -2, ctx->co_slots + 1);
-        w.slot = ++ctx->co_slots;
-      }
-    }
-    if (lua_pushthread(L)) return luaL_error(L, "net.co: wait_data outside a coroutine");
-    lua_rawseti(L, -2, w.slot);
-    w.parked = true;
-    w.token = token;
-    w.direct = direct > 0 ? static_cast<size_t>(direct) : 0;
-    w.buffer = buffer;
-    w.max_input = max_input > 0 ? static_cast<size_t>(max_input) : 0;
+    park(L, ctx, c, token, direct > 0 ? static_cast<size_t>(direct) : 0,
+         test_udata(L, 5, kBufferType, &ctx->mt_co_buffer),
+         max_input > 0 ? static_cast<size_t>(max_input) : 0);
   }
   return lua_yield(L, 0);
 }
@@ -289,7 +373,7 @@ int deliver_body(lua_State* L) {
     lua_xmove(L, T, 1);
     nargs = 2;
   } else {
-    Buffer* b = static_cast<Buffer*>(w.buffer);
+    CoBuffer* b = static_cast<CoBuffer*>(w.buffer);
     if (b->fb.size() + d->len > w.max_input || !fb_append(&b->fb, d->data, d->len)) return 0;
   }
   d->taken = true;
@@ -323,6 +407,7 @@ bool co_deliver(Conn* c, const char* data, size_t len) noexcept {
 // by the next wait_data.
 void co_forget(Conn* c) noexcept {
   CoWaiter& w = c->waiter;
+  if (w.core != nullptr) w.core->conn = nullptr;
   if (w.slot != 0 && c->ctx && !c->ctx->closed) slot_push(&c->ctx->co_dead, w.slot);
   w = CoWaiter();
 }
@@ -372,32 +457,30 @@ int flat_concat(lua_State* L) {
   return 1;
 }
 
-// send_flat(server, id | socket, false, data) -> bytes, send()'s results:
-// a cosocket's send in one C call, for a string of up to kSendChunk bytes
+// A cosocket's send in one C call, for a string of up to kSendChunk bytes
 // or a flat array (at most 32 strings and integers, up to kFlatMax bytes:
 // lua-resty-redis's commands), written without making a Lua string of it.
-// Nothing when it does not apply (the caller takes the general path): other
-// data, or no open connection (send() then gives the method's own error).
+// Pushes the byte count and send()'s results (true / false / nil, message,
+// code) and returns their number; 0 when it does not apply (other data: the
+// caller takes net.co's general path).
 constexpr size_t kSendChunk = 256 << 10;  // co.lua's SEND_CHUNK
 constexpr size_t kFlatMax = 4096;
 
-int send_flat(lua_State* L) {
-  Conn* c = conn_arg(L);
-  if (c == nullptr) return 0;
-  if (lua_type(L, 3) == LUA_TSTRING) {
+int send_flat(lua_State* L, Conn* c, int data) {
+  if (lua_type(L, data) == LUA_TSTRING) {
     size_t len = 0;
-    const char* s = lua_tolstring(L, 3, &len);
+    const char* s = lua_tolstring(L, data, &len);
     if (len > kSendChunk) return 0;
     lua_pushinteger(L, static_cast<lua_Integer>(len));
     return 1 + push_send_result(L, conn_send(c, s, len));
   }
-  if (lua_type(L, 3) != LUA_TTABLE) return 0;
-  lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, 3));
+  if (lua_type(L, data) != LUA_TTABLE) return 0;
+  lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, data));
   if (n > 32) return 0;
   char buf[kFlatMax];
   size_t len = 0;
   for (lua_Integer i = 1; i <= n; i++) {
-    int t = lua_rawgeti(L, 3, i);
+    int t = lua_rawgeti(L, data, i);
     const char* piece;
     size_t plen;
     char digits[24];
@@ -407,15 +490,314 @@ int send_flat(lua_State* L) {
       piece = format_integer(lua_tointeger(L, -1), digits + sizeof digits);
       plen = static_cast<size_t>(digits + sizeof digits - piece);
     } else {
+      lua_pop(L, 1);
       return 0;
     }
-    if (plen > kFlatMax - len) return 0;
+    if (plen > kFlatMax - len) {
+      lua_pop(L, 1);
+      return 0;
+    }
     std::memcpy(buf + len, piece, plen);
     len += plen;
     lua_pop(L, 1);
   }
   lua_pushinteger(L, static_cast<lua_Integer>(len));
   return 1 + push_send_result(L, conn_send(c, buf, len));
+}
+
+// --- a cosocket's hot methods -------------------------------------------------
+// receive (a line or a byte count), receiveany and send run in C. A
+// cosocket holds its record's buffer at self[1] (false once detached), and
+// the buffer the record's state these methods need (CoBuffer); the common
+// case (data held, or a wait parked on the connection and resumed by
+// co_deliver) runs no Lua. Everything else calls net.co's Lua helpers
+// (upvalue 2), which also own the timers, pools and ends. Upvalue 1: the
+// context.
+
+// The stack of a read: the method's arguments, then what it works on.
+constexpr int kSelf = 1;      // the cosocket (a table)
+constexpr int kArg = 2;       // the pattern, the count or receiveany's max
+constexpr int kBuf = 3;       // self[1]: its record's buffer
+constexpr int kDeadline = 4;  // nil: not known yet; false: none; else net.now() ms
+
+enum class Want : lua_KContext { Line, Count, Any };
+
+// The record's open connection (CoBuffer::conn, found once and linked).
+Conn* core_conn(lua_State* L, CoBuffer* b, int idx) {
+  if (b->conn != nullptr) return b->conn->state == ConnState::Open ? b->conn : nullptr;
+  lua_getiuservalue(L, idx, 2);
+  Conn* c = b->wid != 0 ? server_conn(L, -1, b->wid) : socket_conn(L, -1);
+  lua_pop(L, 1);
+  if (c != nullptr) {
+    if (c->waiter.core != nullptr) c->waiter.core->conn = nullptr;
+    c->waiter.core = b;
+    b->conn = c;
+  }
+  return c;
+}
+
+// Pushes net.co's helpers[name].
+void push_helper(lua_State* L, const char* name) { lua_getfield(L, lua_upvalueindex(2), name); }
+
+// Calls helpers[name](record) (consumed, unpause); no yield.
+void record_helper(lua_State* L, const char* name) {
+  push_helper(L, name);
+  lua_getiuservalue(L, kBuf, 3);
+  lua_call(L, 1, 0);
+}
+
+// A continuation that returns what a Lua helper called with lua_callk
+// left on the stack above index base.
+int results_above(lua_State* L, int, lua_KContext base) { return lua_gettop(L) - static_cast<int>(base); }
+
+// Calls helpers[name] with the method's own arguments (all of the stack),
+// as the method: net.co's Lua path, which may wait.
+int lua_path(lua_State* L, const char* name) {
+  push_helper(L, name);
+  lua_insert(L, 1);
+  lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, results_above);
+  return lua_gettop(L);
+}
+
+// Returns helpers[name](self, record, value on top): a read that ended
+// (the record's end) or failed.
+int finish_with(lua_State* L, const char* name) {
+  int base = lua_gettop(L) - 1;
+  push_helper(L, name);
+  lua_pushvalue(L, kSelf);
+  lua_getiuservalue(L, kBuf, 3);
+  lua_rotate(L, base + 1, 3);
+  lua_call(L, 3, LUA_MULTRET);
+  return lua_gettop(L) - base;
+}
+
+// nil, "timeout" and, but for receiveany, the partial data.
+int timed_out(lua_State* L, Want want, CoBuffer* b) {
+  lua_pushnil(L);
+  lua_pushliteral(L, "timeout");
+  if (want == Want::Any) return 2;
+  push_take(L, b, b->fb.size());
+  return 3;
+}
+
+// net.co's waiting[running thread] = token (nil: none).
+void set_waiting(lua_State* L, Context* ctx, lua_Integer token) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_waiting);
+  lua_pushthread(L);
+  if (token != 0) lua_pushinteger(L, token); else lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+int read_on(lua_State* L, Want want);
+
+// Resumed: by co_deliver (data, or nothing: it is in the buffer), by
+// net.co's on_data (nothing), or by a wake-up ("timeout", "closed").
+int read_resumed(lua_State* L, int, lua_KContext k) {
+  Want want = static_cast<Want>(k);
+  CoBuffer* b = static_cast<CoBuffer*>(lua_touserdata(L, kBuf));
+  set_waiting(L, upvalue_context(L), 0);
+  b->reading = false;
+  b->has_deadline = false;
+  lua_pushnil(L);
+  lua_setiuservalue(L, kBuf, 1);
+  int top = lua_gettop(L);
+  size_t len = 0;
+  const char* r = top > kDeadline ? lua_tolstring(L, kDeadline + 1, &len) : nullptr;
+  if (r != nullptr && len == 7 && std::memcmp(r, "timeout", 7) == 0) return timed_out(L, want, b);
+  if (want == Want::Any && top >= kDeadline + 2 && lua_type(L, kDeadline + 2) == LUA_TSTRING) {
+    lua_pushvalue(L, kDeadline + 2);  // handed over directly (never more than max)
+    return 1;
+  }
+  lua_settop(L, kDeadline);
+  return read_on(L, want);
+}
+
+// The deadline of this read (kDeadline): net.now() + self.read_timeout.
+void set_deadline(lua_State* L) {
+  lua_settop(L, kBuf);
+  lua_pushliteral(L, "read_timeout");
+  if (lua_rawget(L, kSelf) != LUA_TNUMBER) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 0);
+    return;
+  }
+  lua_Integer now = static_cast<lua_Integer>(now_ms());
+  if (lua_isinteger(L, -1)) {
+    lua_pushinteger(L, now + lua_tointeger(L, -1));
+  } else {
+    lua_pushnumber(L, static_cast<lua_Number>(now) + lua_tonumber(L, -1));
+  }
+  lua_remove(L, -2);
+}
+
+// A whole line, the count or some data from the buffer; else the end, or a
+// wait for more.
+int read_on(lua_State* L, Want want) {
+  Context* ctx = upvalue_context(L);
+  CoBuffer* b = static_cast<CoBuffer*>(lua_touserdata(L, kBuf));
+  size_t held = b->fb.size();
+  bool got = false;
+  if (want == Want::Line) {
+    FrameSpec spec;
+    spec.kind = FrameSpec::Line;
+    spec.max_message = b->max_line;
+    const char* msg = nullptr;
+    size_t len = 0;
+    FrameStatus st = fb_next(&b->fb, spec, &msg, &len);
+    if (st == FrameStatus::Message) {
+      lua_pushlstring(L, msg, len);
+      got = true;
+    } else if (st != FrameStatus::More) {
+      lua_pushliteral(L, "line too long");
+      return finish_with(L, "failed");
+    }
+  } else {
+    size_t n = static_cast<size_t>(lua_tointeger(L, kArg));  // a count, or receiveany's max
+    if (want == Want::Count ? n <= held : held > 0) {
+      push_take(L, b, want == Want::Any && held < n ? held : n);
+      got = true;
+    }
+  }
+  Conn* c = b->closed ? nullptr : core_conn(L, b, kBuf);
+  if (got) {
+    if (c == nullptr || c->paused) record_helper(L, "consumed");  // reading may resume
+    return 1;
+  }
+  if (b->closed) {
+    if (want == Want::Any) lua_pushnil(L); else push_take(L, b, held);
+    return finish_with(L, "ended");
+  }
+  // Wait for more, until the deadline.
+  if (!lua_isyieldable(L)) return luaL_error(L, "net.co: this call waits, so it must run in a coroutine (co.spawn)");
+  if (lua_isnil(L, kDeadline)) set_deadline(L);
+  bool has_deadline = lua_toboolean(L, kDeadline);
+  lua_Number deadline = has_deadline ? lua_tonumber(L, kDeadline) : 0;
+  // A timer armed for this deadline or earlier stays (see co.lua's
+  // read_timer_fired); else net.co arms one.
+  if (has_deadline && !(b->has_timer && b->timer_at <= deadline)) {
+    push_helper(L, "arm");
+    lua_getiuservalue(L, kBuf, 3);
+    lua_pushvalue(L, kDeadline);
+    lua_call(L, 2, 1);
+    bool in_time = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!in_time) return timed_out(L, want, b);
+    c = core_conn(L, b, kBuf);  // (net.co's Lua ran)
+  }
+  if (c == nullptr || c->paused) {  // the reader asks for more: read past the limit
+    record_helper(L, "unpause");
+    c = core_conn(L, b, kBuf);
+  }
+  lua_Integer token = --ctx->co_tokens;
+  set_waiting(L, ctx, token);
+  lua_pushthread(L);
+  lua_setiuservalue(L, kBuf, 1);
+  b->reading = true;
+  b->rtoken = token;
+  b->has_deadline = has_deadline;
+  b->rdeadline = deadline;
+  // Parked on the connection: the read resumes it from C with the data.
+  // Without one (it ends), net.co's wake-up comes.
+  if (c != nullptr && ctx->co_parked != LUA_NOREF) {
+    size_t direct = want == Want::Any ? static_cast<size_t>(lua_tointeger(L, kArg)) : 0;
+    park(L, ctx, c, token, direct, b, b->max_input);
+  }
+  lua_settop(L, kDeadline);
+  return lua_yieldk(L, 0, static_cast<lua_KContext>(want), read_resumed);
+}
+
+// Runs the read on self[1]; nil, "closed" for a detached cosocket; net.co's
+// Lua path for anything else (which raises for what is not a cosocket).
+int read_start(lua_State* L, Want want, const char* lua_name) {
+  lua_settop(L, kArg);
+  if (lua_type(L, kSelf) == LUA_TTABLE) {
+    int t = lua_rawgeti(L, kSelf, 1);
+    if (test_udata(L, kBuf, kBufferType, &upvalue_context(L)->mt_co_buffer) != nullptr) {
+      lua_pushnil(L);  // kDeadline: known when the read waits
+      return read_on(L, want);
+    }
+    if (t == LUA_TBOOLEAN && !lua_toboolean(L, kBuf)) {
+      lua_pushnil(L);
+      lua_pushliteral(L, "closed");
+      return 2;
+    }
+    lua_settop(L, kArg);
+  }
+  return lua_path(L, lua_name);
+}
+
+// receive([pattern]): a line and a byte count here, the rest in co.lua.
+int co_receive(lua_State* L) {
+  int t = lua_type(L, kArg);
+  if (t == LUA_TSTRING) {
+    size_t len = 0;
+    const char* p = lua_tolstring(L, kArg, &len);
+    if ((len == 2 && p[0] == '*' && p[1] == 'l') || (len == 1 && p[0] == 'l')) return read_start(L, Want::Line, "receive");
+  } else if (t <= LUA_TNIL) {
+    return read_start(L, Want::Line, "receive");
+  } else if (lua_isinteger(L, kArg) && lua_tointeger(L, kArg) >= 0) {
+    return read_start(L, Want::Count, "receive");
+  }
+  return lua_path(L, "receive");
+}
+
+// receiveany(max): whatever has arrived, at most max bytes.
+int co_receiveany(lua_State* L) {
+  if (!lua_isinteger(L, kArg) || lua_tointeger(L, kArg) <= 0) {
+    return luaL_error(L, "bad argument #1 to 'receiveany' (positive integer expected)");
+  }
+  return read_start(L, Want::Any, "receiveany");
+}
+
+// send(data) -> bytes: a string or a small flat array here (send_flat);
+// waiting, and everything else, in co.lua.
+int co_send(lua_State* L) {
+  lua_settop(L, 2);
+  CoBuffer* b = nullptr;
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    lua_rawgeti(L, 1, 1);
+    b = static_cast<CoBuffer*>(test_udata(L, 3, kBufferType, &upvalue_context(L)->mt_co_buffer));
+  }
+  if (b == nullptr || b->closed) {
+    lua_settop(L, 2);
+    return lua_path(L, "send");  // nil, "closed" (or its error)
+  }
+  Conn* c = core_conn(L, b, 3);
+  int n = c != nullptr ? send_flat(L, c, 2) : 0;
+  if (n == 0) {
+    lua_settop(L, 2);
+    return lua_path(L, "send");
+  }
+  if (lua_toboolean(L, 5)) {  // written, or queued under the high-water mark
+    lua_settop(L, 4);
+    return 1;
+  }
+  // Above the high-water mark, or failed: send_wait(self, record, bytes,
+  // send()'s results), which may wait.
+  int base = 3;
+  push_helper(L, "send_wait");
+  lua_pushvalue(L, 1);
+  lua_getiuservalue(L, 3, 3);
+  lua_rotate(L, base + 1, 3);  // above the buffer: the function, self, the record
+  lua_callk(L, lua_gettop(L) - base - 1, LUA_MULTRET, base, results_above);
+  return lua_gettop(L) - base;
+}
+
+// methods(helpers) -> {receive, receiveany, send}: the C methods, over
+// net.co's Lua helpers for everything else.
+int co_methods(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const luaL_Reg methods[] = {
+      {"receive", co_receive}, {"receiveany", co_receiveany}, {"send", co_send}, {nullptr, nullptr}};
+  lua_newtable(L);
+  for (const luaL_Reg* m = methods; m->name != nullptr; m++) {
+    context_push(L);
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, m->func, 2);
+    lua_setfield(L, -2, m->name);
+  }
+  return 1;
 }
 
 // --- helpers for net.ngx ----------------------------------------------------
@@ -560,7 +942,7 @@ extern "C" LNET_EXPORT int luaopen_net_co(lua_State* L) {
   context_push(L);
   // With the context as upvalue 1 (server_conn, socket_conn).
   const luaL_Reg parts[] = {
-      {"wait_data", co_wait}, {"setup", co_setup}, {"send_flat", send_flat}, {nullptr, nullptr}};
+      {"wait_data", co_wait}, {"setup", co_setup}, {"methods", co_methods}, {nullptr, nullptr}};
   luaL_setfuncs(L, parts, 1);
   lua_pushcfunction(L, flat_concat);
   lua_setfield(L, -2, "concat");

@@ -2,9 +2,9 @@
 -- timers; cosockets have the shape of OpenResty's ngx.socket.tcp (itself
 -- LuaSocket's, made non-blocking). Compiled into net.so (see co.cc): the
 -- chunk receives the net module, the constructor of the C input buffer and
--- the layer's other C parts (wait_data, setup, concat).
+-- the layer's other C parts (wait_data, setup, concat, methods).
 local net, new_buffer, cparts = ...
-local wait_data, flat_concat, send_flat = cparts.wait_data, cparts.concat, cparts.send_flat
+local wait_data, flat_concat = cparts.wait_data, cparts.concat
 
 local co = {}
 
@@ -225,23 +225,43 @@ local function c_shutdown(c)
   if c.id then c.srv:shutdown(c.id) else c.sock:shutdown() end
 end
 
-local function new_record(opts)
+-- A record for a connection with the options of co.tcp/co.listen (opts)
+-- and of connect (copts).
+local function new_record(opts, copts)
+  local max_input = copts and copts.max_input or opts and opts.max_input or DEFAULT_MAX_INPUT
+  local max_line = copts and copts.max_line or opts and opts.max_line or DEFAULT_MAX_LINE
   return {
-    buf = new_buffer(),
-    max_input = opts and opts.max_input or DEFAULT_MAX_INPUT,
-    max_line = opts and opts.max_line or DEFAULT_MAX_LINE,
+    buf = new_buffer(max_input, max_line),  -- and the reader (see wait_input)
+    max_input = max_input, max_line = max_line,
     open = false, closed = false, paused = false, uses = 0,
-    -- who reads (see wait_input) and what wait_data parks on, present from
-    -- the start so that the hot path only ever overwrites them
-    reader = false, rtoken = 0, rdeadline = false, wobj = false, wid = false,
+    wobj = false, wid = false,  -- what wait_data parks on
   }
+end
+
+-- The net object (server or socket) and id of the record's connection.
+local function bind(c, obj, id)
+  c.wobj, c.wid = obj, id
+  c.buf:bind(obj, id, c)
+end
+
+-- A cosocket's record c; self[1] is its buffer, for the methods in C
+-- (co.cc), false while there is none.
+local function attach(self, c)
+  self.c = c
+  self[1] = c.buf
+end
+
+local function detach(self)
+  self.c = nil
+  self[1] = false
 end
 
 local clear_read_timer
 
 local function wake_all(c)
   clear_read_timer(c)
-  if c.reader then step(c.reader, c.rtoken, "closed") end
+  local reader, rtoken = c.buf:reader()
+  if reader then step(reader, rtoken, "closed") end
   if c.writer then step(c.writer, c.wtoken, "closed") end
   if c.connector then step(c.connector, c.ctoken, "closed") end
 end
@@ -273,14 +293,13 @@ local function on_data(c, d)
     c_close(c)
     return
   end
-  c.nbuf = size
   if size > c.max_input and not c.paused then
     c.paused = true
     c_pause(c)
   end
-  local reader = c.reader
+  local reader, rtoken = c.buf:reader()
   -- From a 'data' callback, never inside a coroutine: resume at once.
-  if reader and waiting[reader] == c.rtoken then
+  if reader and waiting[reader] == rtoken then
     waiting[reader] = nil
     return resume_now(reader)
   end
@@ -292,6 +311,7 @@ end
 
 local function on_closed(c, reason, code)
   c.closed = true
+  c.buf:close()
   if reason and not c.err then c.err, c.code = reason, code end
   if c.pooled then unpool(c) end
   wake_all(c)
@@ -326,7 +346,7 @@ Cosocket.__name = "net.co.Socket"
 
 local function new_cosocket(c, opts)
   return setmetatable({
-    c = c,
+    c = c, c and c.buf or false,
     connect_timeout = DEFAULT_TIMEOUT, send_timeout = DEFAULT_TIMEOUT,
     read_timeout = DEFAULT_TIMEOUT, opts = opts, reused = 0,
   }, Cosocket)
@@ -422,29 +442,27 @@ function Cosocket:connect(host, port, opts)
         c_close(c)
       elseif not c.closed then
         c.uses = c.uses + 1
-        self.c, self.reused = c, c.uses
+        attach(self, c)
+        self.reused = c.uses
         return 1
       end
     end
   end
   local th, token = prepare(2)
-  local c = new_record(self.opts)
-  if opts then
-    c.max_input = opts.max_input or c.max_input
-    c.max_line = opts.max_line or c.max_line
-  end
+  local c = new_record(self.opts, opts)
   c.pool, c.key = key, key
   c.tls_context = opts and opts.tls_context
   c.secured = opts and opts.tls and true or false
   local sock = net.TCPSocket()
   c.sock = sock
-  c.wobj, c.wid = sock, false  -- what wait_data parks on
+  bind(c, sock, false)
   sock:connect(host, port, client_callbacks(c), net_options(opts))  -- raises for bad arguments
   c.connector, c.ctoken = th, token
   local r = suspend(th, token, self.connect_timeout)
   c.connector = nil
   if r == "connected" then
-    self.c, self.reused = c, 0
+    attach(self, c)
+    self.reused = 0
     return 1
   end
   sock:close()
@@ -454,14 +472,14 @@ end
 
 -- The connection ended under a call: nil, message (and the partial data).
 local function ended(self, c, partial)
-  self.c = nil
+  detach(self)
   if c.err then return nil, c.err, partial, c.code end
   return nil, "closed", partial
 end
 
 -- A non-timeout failure closes the connection.
 local function failed(self, c, msg)
-  self.c = nil
+  detach(self)
   c_close(c)
   return nil, msg
 end
@@ -477,90 +495,74 @@ end
 -- deadline and left running across reads that end in time (a timer per read
 -- would cost more than the read); when it fires before the current read's
 -- deadline it is armed again. Cleared when the connection ends or is pooled.
+local arm
+
 local function read_timer_fired(c)
   c.rtimer = nil
-  local deadline = c.rdeadline
-  if not deadline or not c.reader then return end
-  local left = deadline - net_now()
-  if left > 0 then
-    c.rtimer, c.rtimer_at = setTimeout(read_timer_fired, left, c), deadline
-    return
-  end
-  step(c.reader, c.rtoken, "timeout")
+  c.buf:timer(false)
+  local reader, rtoken, deadline = c.buf:reader()
+  if not deadline or arm(c, deadline) then return end
+  step(reader, rtoken, "timeout")
 end
 
 function clear_read_timer(c)
   if c.rtimer then
     clearTimeout(c.rtimer)
     c.rtimer = nil
+    c.buf:timer(false)
   end
 end
 
--- Waits for more input (or the end). Returns "timeout" or nil, and the
--- data itself when direct (receiveany(direct) on an empty buffer: data of
--- at most that size is handed over without touching the buffer).
-local function wait_input(self, c, deadline, direct)
-  if deadline then
-    c.rdeadline = deadline
-    local timer = c.rtimer
-    -- A timer armed for this deadline or earlier stays: when it fires,
-    -- read_timer_fired ends the read or arms it again for the rest.
-    if not timer or c.rtimer_at > deadline then
-      local ms = deadline - net_now()
-      if ms <= 0 then return "timeout" end
-      if timer then clearTimeout(timer) end
-      c.rtimer, c.rtimer_at = setTimeout(read_timer_fired, ms, c), deadline
-    end
-  end
-  if c.paused then  -- the reader asks for more: read past the limit
+-- Arms the read timer for deadline; false when it has passed already.
+function arm(c, deadline)
+  local ms = deadline - net_now()
+  if ms <= 0 then return false end
+  if c.rtimer then clearTimeout(c.rtimer) end
+  c.rtimer, c.rtimer_at = setTimeout(read_timer_fired, ms, c), deadline
+  c.buf:timer(deadline)
+  return true
+end
+
+local function unpause(c)
+  if c.paused and not c.closed then
     c.paused = false
     c_resume(c)
   end
-  -- prepare() and suspend() inlined: this is every read's hot path.
-  local th, main = coroutine_running()
-  if main then error("net.co: this call waits, so it must run in a coroutine (co.spawn)", 4) end
-  local token = tokens + 1
-  tokens = token
-  waiting[th] = token
-  c.reader, c.rtoken = th, token
+end
+
+-- Waits for more input (or the end). Returns "timeout" or nil. The same
+-- wait for receive's lines and counts and for receiveany is in C (co.cc's
+-- read_on), with the same fields.
+local function wait_input(self, c, deadline)
+  if deadline then
+    -- A timer armed for this deadline or earlier stays: when it fires,
+    -- read_timer_fired ends the read or arms it again for the rest.
+    if not c.rtimer or c.rtimer_at > deadline then
+      if not arm(c, deadline) then return "timeout" end
+    end
+  end
+  if c.paused then unpause(c) end  -- the reader asks for more: read past the limit
+  local th, token = prepare(4)
+  local buf = c.buf
+  buf:set_reader(th, token, deadline or false)
   -- Parked on the connection: the read resumes it from C with the data.
-  local r, data
+  local r
   local obj = c.wobj
   if obj then
-    r, data = wait_data(obj, c.wid, token, direct, c.buf, c.max_input)
+    r = wait_data(obj, c.wid, token, nil, c.buf, c.max_input)
   else
-    r, data = coroutine_yield()
+    r = coroutine_yield()
   end
   waiting[th] = nil
-  -- false rather than nil: the fields stay in the table (a faster store).
-  c.reader = false
-  if deadline then c.rdeadline = false end
+  buf:set_reader(false)
   if r == "timeout" then return r end
-  return nil, data
 end
 
 local function deadline_of(ms)
   return ms and net_now() + ms
 end
 
-local function read_line(self, c)
-  c.nbuf = nil
-  local buf, deadline = c.buf, nil
-  while true do
-    local line = buf:line(c.max_line)
-    if line then
-      if c.paused then consumed(c) end
-      return line
-    end
-    if line == false then return failed(self, c, "line too long") end
-    if c.closed then return ended(self, c, buf:all()) end
-    deadline = deadline or deadline_of(self.read_timeout)
-    if wait_input(self, c, deadline) then return nil, "timeout", buf:all() end
-  end
-end
-
 local function read_count(self, c, n)
-  c.nbuf = nil
   local buf, deadline = c.buf, nil
   while true do
     local s = buf:take(n)
@@ -575,70 +577,39 @@ local function read_count(self, c, n)
 end
 
 local function read_all(self, c)
-  c.nbuf = nil
   local buf, deadline = c.buf, nil
   while not c.closed do
     deadline = deadline or deadline_of(self.read_timeout)
     if wait_input(self, c, deadline) then return nil, "timeout", buf:all() end
   end
-  self.c = nil
+  detach(self)
   if c.err then return nil, c.err, buf:all(), c.code end
   return buf:all()
 end
 
--- receive([pattern]): "*l"/"l" (default), "*a"/"a", or a byte count.
-function Cosocket:receive(pat)
+-- Cosocket methods in C (co.cc): receive of a line or an integer count,
+-- receiveany, send of a string or a small flat array. They call these
+-- helpers for the rest, the helpers' own errors one level further out.
+local helpers = {
+  consumed = consumed, ended = ended, failed = failed, arm = arm, unpause = unpause,
+}
+
+-- receive([pattern]): "*l"/"l" (default) and integer counts are in C;
+-- here "*a"/"a" and a count given as a string or a float.
+function helpers.receive(self, pat)
   local c = self.c
   if not c then return nil, "closed" end
-  if pat == nil or pat == "*l" or pat == "l" then return read_line(self, c) end
-  if math_type(pat) == "integer" and pat >= 0 then return read_count(self, c, pat) end
   if pat == "*a" or pat == "a" then return read_all(self, c) end
   local n = tonumber(pat)
   if n == nil or n < 0 or n ~= n // 1 then
-    error(("bad argument #1 to 'receive' (invalid pattern %s)"):format(tostring(pat)), 2)
+    error(("bad argument #1 to 'receive' (invalid pattern %s)"):format(tostring(pat)), 3)
   end
   return read_count(self, c, n // 1)
 end
 
--- receiveany(max): whatever has arrived, at most max bytes.
-function Cosocket:receiveany(max)
-  if max ~= self.any_max then  -- checked once per value (a hot path)
-    if math_type(max) ~= "integer" or max <= 0 then
-      error("bad argument #1 to 'receiveany' (positive integer expected)", 2)
-    end
-    self.any_max = max
-  end
-  local c = self.c
-  if not c then return nil, "closed" end
-  local buf, deadline = c.buf, nil
-  while true do
-    if c.nbuf ~= 0 then  -- nbuf: bytes buffered when known, else nil
-      local s, left = buf:takeany(max)
-      if s then
-        c.nbuf = left
-        if c.paused then consumed(c) end
-        return s
-      end
-      c.nbuf = 0
-    end
-    if c.closed then return ended(self, c, nil) end
-    if not deadline then
-      local ms = self.read_timeout
-      deadline = ms and net_now() + ms
-    end
-    local r, data = wait_input(self, c, deadline, max)
-    if r then return nil, "timeout" end
-    if data then
-      if #data <= max then return data end
-      c.nbuf = nil
-      buf:push(data)  -- more than asked for: the rest stays buffered
-      local size = buf:size()
-      if size > c.max_input and not c.paused then
-        c.paused = true
-        c_pause(c)
-      end
-    end
-  end
+-- receiveany on something that is not a cosocket.
+function helpers.receiveany(self)
+  error(("bad self to 'receiveany' (net.co.Socket expected, got %s)"):format(type(self)), 3)
 end
 
 -- receiveuntil(delimiter[, {inclusive = bool}]) -> iterator([size])
@@ -681,7 +652,7 @@ end
 -- queue to drain) or nil (failed: the connection is closed).
 local function after_send(self, c, r, msg, code)
   if r == nil then
-    self.c = nil
+    detach(self)
     c_close(c)
     return nil, c.err or msg, code
   end
@@ -693,7 +664,7 @@ local function after_send(self, c, r, msg, code)
   c.writer = nil
   if res == "timeout" then return failed(self, c, "timeout") end
   if c.closed then
-    self.c = nil
+    detach(self)
     return nil, c.err or "closed", c.code
   end
   return true
@@ -716,28 +687,22 @@ local function put_string(self, c, s)
   return true
 end
 
--- send(data): a string or a (nested) array of strings and numbers -> bytes sent.
-function Cosocket:send(data)
+-- send(data): a string or a (nested) array of strings and numbers -> bytes
+-- sent. A string up to SEND_CHUNK and a small flat array (a protocol
+-- command) are written in C (co.cc's co_send), which calls send_wait when
+-- the queue is above its high-water mark, and this for the rest.
+function helpers.send(self, data)
   local c = self.c
   if not c or c.closed then return nil, "closed" end
-  -- The common cases in one C call: a string up to SEND_CHUNK, a small flat
-  -- array (a protocol command). Nothing back: the general path below.
-  local n, r, msg, code = send_flat(c.wobj, c.wid, data)
-  if n then
-    if r then return n end
-    local ok, err, code2 = after_send(self, c, r, msg, code)
-    if not ok then return nil, err, code2 end
-    return n
-  end
   local t = type(data)
   if t == "string" then
-    local ok, err, code3 = put_string(self, c, data)
-    if not ok then return nil, err, code3 end
+    local ok, err, code = put_string(self, c, data)
+    if not ok then return nil, err, code end
     return #data
   end
   if t == "number" then return self:send(tostring(data)) end
   if t ~= "table" then
-    error(("bad argument #1 to 'send' (string or table expected, got %s)"):format(t), 2)
+    error(("bad argument #1 to 'send' (string or table expected, got %s)"):format(t), 3)
   end
   if #data <= 32 then  -- a small flat array with floats, or over 4 KiB: one string
     local s = flat_concat(data)
@@ -756,7 +721,7 @@ function Cosocket:send(data)
     return ok
   end
   local function walk(tbl, depth)
-    if depth > 100 then error("bad argument #1 to 'send' (table nested too deeply)", depth + 3) end
+    if depth > 100 then error("bad argument #1 to 'send' (table nested too deeply)", depth + 4) end
     for i = 1, #tbl do
       local v = tbl[i]
       local tv = type(v)
@@ -766,7 +731,7 @@ function Cosocket:send(data)
         if tv == "number" then
           v = tostring(v)
         elseif tv ~= "string" then
-          error(("bad argument #1 to 'send' (non-string %s in the table)"):format(tv), depth + 3)
+          error(("bad argument #1 to 'send' (non-string %s in the table)"):format(tv), depth + 4)
         end
         local len = #v
         total = total + len
@@ -788,14 +753,26 @@ function Cosocket:send(data)
   return total
 end
 
+-- The C send wrote n bytes and send() gave r (false: above the high-water
+-- mark; nil: failed).
+function helpers.send_wait(self, c, n, r, msg, code)
+  local ok, err, code2 = after_send(self, c, r, msg, code)
+  if not ok then return nil, err, code2 end
+  return n
+end
+
+local hot = cparts.methods(helpers)
+Cosocket.receive, Cosocket.receiveany, Cosocket.send = hot.receive, hot.receiveany, hot.send
+
 -- close(): queued bytes are still sent, then the connection closes.
 function Cosocket:close()
   local c = self.c
   if not c then return nil, "closed" end
-  self.c = nil
+  detach(self)
   if not c.closed then
     c_disconnect(c)
     c.closed = true
+    c.buf:close()
     wake_all(c)
   end
   return 1
@@ -866,7 +843,7 @@ function Cosocket:sslhandshake(reused, server_name, verify, _, opts)
   -- hello: 'secured' (or the failure) may have come before we wait.
   if c.secured then return session_of(self, c, reused) end
   if c.closed then
-    self.c = nil
+    detach(self)
     return nil, c.err or "closed", c.code
   end
   local th, token = prepare(2)
@@ -874,7 +851,7 @@ function Cosocket:sslhandshake(reused, server_name, verify, _, opts)
   local r = suspend(th, token, ms)
   c.connector = nil
   if r == "secured" then return session_of(self, c, reused) end
-  self.c = nil
+  detach(self)
   c_close(c)
   if r == "timeout" then return nil, "timeout" end
   return nil, c.err or "closed", c.code
@@ -888,15 +865,15 @@ end
 -- setkeepalive([idle_ms[, size]]): back to the pool of its host and port.
 function Cosocket:setkeepalive(idle_ms, size)
   local c = self.c
-  if not c or c.closed then self.c = nil; return nil, "closed" end
+  if not c or c.closed then detach(self); return nil, "closed" end
   if c.id then return self:close() end  -- a server's connection has no pool
-  if c.buf:size() > 0 or c.reader or c.writer then
+  if c.buf:size() > 0 or c.buf:reader() or c.writer then
     self:close()
     return nil, "unread data in buffer"
   end
   idle_ms = ms_arg(idle_ms, 1, "setkeepalive") or DEFAULT_TIMEOUT
   size = size or 30
-  self.c = nil
+  detach(self)
   local list = pools[c.pool]
   if not list then list = {}; pools[c.pool] = list end
   if #list >= size then  -- full: the least recently used one goes
@@ -971,7 +948,7 @@ function co.listen(host, port, handler, opts)
     connected = function(id)
       local c = new_record(opts)
       c.srv, c.id, c.open = srv, id, true
-      c.wobj, c.wid = srv, id  -- what wait_data parks on
+      bind(c, srv, id)
       conns[id] = c
       local sock = new_cosocket(c)
       local th = new_thread(handler, { on_exit = function() sock:close() end })

@@ -132,6 +132,8 @@ struct ConnOwner {
 // net.co (co.cc): a coroutine parked in wait_data until this connection's
 // next data, which then goes to it straight from the read (no 'data'
 // callback, no coroutine.resume in Lua).
+struct CoBuffer;  // a net.co record's input buffer (co.cc)
+
 struct CoWaiter {
   int slot = 0;                 // the connection's place in net.co's parked table (0: none yet)
   bool parked = false;          // a coroutine is in that place
@@ -139,6 +141,7 @@ struct CoWaiter {
   size_t direct = 0;            // > 0: data up to this size is handed over as the string
   void* buffer = nullptr;       // else: appended to this net.co input buffer first
   size_t max_input = 0;         // ... while it stays within this size
+  CoBuffer* core = nullptr;     // the net.co record that reads this connection (linked both ways)
 };
 
 struct Conn {

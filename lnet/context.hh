@@ -70,6 +70,9 @@ struct Context {
   // clears them, then in co_free for reuse; co_slots were ever handed out.
   int co_parked = LUA_NOREF;
   int co_slots = 0;
+  // The tokens of waits made by the cosocket methods in C (co.cc): negative,
+  // so they never equal one of co.lua's (positive) tokens.
+  lua_Integer co_tokens = 0;
   SlotList co_dead;
   SlotList co_free;
   // Metatable addresses, for objects.hh's check_udata.
