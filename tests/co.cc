@@ -300,6 +300,7 @@ CO_SCENARIO(framing, 120)
 CO_SCENARIO(modules, 60)
 CO_SCENARIO(unix, 60)
 CO_SCENARIO(parked, 60)
+CO_SCENARIO(cmethods, 60)
 
 // ------------------------------------------------------------------ TLS
 
