@@ -98,11 +98,17 @@ int buffer_close(lua_State* L) {
   return 0;
 }
 
-// b:reader() -> thread, token, deadline | nothing: who waits for input.
+// b:reader() -> thread, token, deadline | nothing: who waits for input (a
+// thread closed by co.kill waits no more).
 int buffer_reader(lua_State* L) {
   CoBuffer* b = check_buffer(L);
   if (!b->reading) return 0;
   lua_getiuservalue(L, 1, 1);
+  lua_State* T = lua_tothread(L, -1);
+  if (T == nullptr || lua_status(T) != LUA_YIELD) {
+    b->reading = false;
+    return 0;
+  }
   lua_pushinteger(L, b->rtoken);
   if (b->has_deadline) lua_pushnumber(L, b->rdeadline); else lua_pushboolean(L, 0);
   return 3;
@@ -362,10 +368,14 @@ int deliver_body(lua_State* L) {
   unpark(L, ctx, w);  // 2: the thread
   lua_State* T = lua_tothread(L, 2);
   if (T == nullptr || lua_status(T) != LUA_YIELD || !lua_checkstack(T, 3)) return 0;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_waiting);  // 3
-  lua_pushvalue(L, 2);
-  int isnum = 0;
-  if (lua_rawget(L, 3) != LUA_TNUMBER || lua_tointegerx(L, 4, &isnum) != w.token || !isnum) return 0;
+  if (w.token < 0) {  // a read of the C methods: valid while its buffer says so
+    if (w.core == nullptr || !w.core->reading || w.core->rtoken != w.token) return 0;
+  } else {  // co.lua's wait_data: while waiting[thread] holds its token
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_waiting);  // 3
+    lua_pushvalue(L, 2);
+    int isnum = 0;
+    if (lua_rawget(L, 3) != LUA_TNUMBER || lua_tointegerx(L, 4, &isnum) != w.token || !isnum) return 0;
+  }
   int nargs = 0;
   if (w.direct > 0) {
     lua_pushlstring(L, d->data, d->len);  // raises here (L), never in T
@@ -580,15 +590,6 @@ int timed_out(lua_State* L, Want want, CoBuffer* b) {
   return 3;
 }
 
-// net.co's waiting[running thread] = token (nil: none).
-void set_waiting(lua_State* L, Context* ctx, lua_Integer token) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_waiting);
-  lua_pushthread(L);
-  if (token != 0) lua_pushinteger(L, token); else lua_pushnil(L);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-}
-
 int read_on(lua_State* L, Want want);
 
 // Resumed: by co_deliver (data, or nothing: it is in the buffer), by
@@ -596,7 +597,6 @@ int read_on(lua_State* L, Want want);
 int read_resumed(lua_State* L, int, lua_KContext k) {
   Want want = static_cast<Want>(k);
   CoBuffer* b = static_cast<CoBuffer*>(lua_touserdata(L, kBuf));
-  set_waiting(L, upvalue_context(L), 0);
   b->reading = false;
   b->has_deadline = false;
   lua_pushnil(L);
@@ -689,8 +689,9 @@ int read_on(lua_State* L, Want want) {
     record_helper(L, "unpause");
     c = core_conn(L, b, kBuf);
   }
+  // Its token is negative (co.lua's are positive) and valid while the
+  // buffer holds it: co.lua's wake_reader and co_deliver check it there.
   lua_Integer token = --ctx->co_tokens;
-  set_waiting(L, ctx, token);
   lua_pushthread(L);
   lua_setiuservalue(L, kBuf, 1);
   b->reading = true;

@@ -258,10 +258,28 @@ end
 
 local clear_read_timer
 
+-- Wakes c's reader with value. A read waiting in co.lua (wait_input, a
+-- positive token) is valid while waiting[thread] holds its token; one
+-- waiting in C (co.cc's read_on, a negative token) while the buffer says it
+-- reads (its continuation clears that). From inside a coroutine the
+-- resumption is deferred to the loop, as in step.
+local function wake_reader(c, value)
+  local th, token = c.buf:reader()
+  if not th then return end
+  if token > 0 then return step(th, token, value) end
+  if coroutine_isyieldable() then
+    setTimeout(function()
+      local th2, token2 = c.buf:reader()
+      if th2 == th and token2 == token then resume_now(th, value) end
+    end, 0)
+    return
+  end
+  return resume_now(th, value)
+end
+
 local function wake_all(c)
   clear_read_timer(c)
-  local reader, rtoken = c.buf:reader()
-  if reader then step(reader, rtoken, "closed") end
+  wake_reader(c, "closed")
   if c.writer then step(c.writer, c.wtoken, "closed") end
   if c.connector then step(c.connector, c.ctoken, "closed") end
 end
@@ -297,12 +315,8 @@ local function on_data(c, d)
     c.paused = true
     c_pause(c)
   end
-  local reader, rtoken = c.buf:reader()
-  -- From a 'data' callback, never inside a coroutine: resume at once.
-  if reader and waiting[reader] == rtoken then
-    waiting[reader] = nil
-    return resume_now(reader)
-  end
+  -- From a 'data' callback, never inside a coroutine: resumed at once.
+  return wake_reader(c, nil)
 end
 
 local function on_drain(c)
@@ -500,9 +514,9 @@ local arm
 local function read_timer_fired(c)
   c.rtimer = nil
   c.buf:timer(false)
-  local reader, rtoken, deadline = c.buf:reader()
+  local _, _, deadline = c.buf:reader()
   if not deadline or arm(c, deadline) then return end
-  step(reader, rtoken, "timeout")
+  wake_reader(c, "timeout")
 end
 
 function clear_read_timer(c)
