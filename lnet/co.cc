@@ -486,7 +486,9 @@ int send_flat(lua_State* L, Conn* c, int data) {
   }
   if (lua_type(L, data) != LUA_TTABLE) return 0;
   lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, data));
-  if (n > 32) return 0;
+  if (n > 32 || !lua_checkstack(L, static_cast<int>(n) + 4)) return 0;
+  // The pieces stay on the stack until copied (one settop for all).
+  int top = lua_gettop(L);
   char buf[kFlatMax];
   size_t len = 0;
   for (lua_Integer i = 1; i <= n; i++) {
@@ -500,17 +502,17 @@ int send_flat(lua_State* L, Conn* c, int data) {
       piece = format_integer(lua_tointeger(L, -1), digits + sizeof digits);
       plen = static_cast<size_t>(digits + sizeof digits - piece);
     } else {
-      lua_pop(L, 1);
+      lua_settop(L, top);
       return 0;
     }
     if (plen > kFlatMax - len) {
-      lua_pop(L, 1);
+      lua_settop(L, top);
       return 0;
     }
     std::memcpy(buf + len, piece, plen);
     len += plen;
-    lua_pop(L, 1);
   }
+  lua_settop(L, top);
   lua_pushinteger(L, static_cast<lua_Integer>(len));
   return 1 + push_send_result(L, conn_send(c, buf, len));
 }
