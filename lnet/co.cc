@@ -671,7 +671,11 @@ int read_on(lua_State* L, Want want) {
     return finish_with(L, "ended");
   }
   // Wait for more, until the deadline.
-  if (!lua_isyieldable(L)) return luaL_error(L, "net.co: this call waits, so it must run in a coroutine (co.spawn)");
+  if (!lua_isyieldable(L)) {
+    bool main = lua_pushthread(L);
+    return luaL_error(L, main ? "net.co: this call waits, so it must run in a coroutine (co.spawn)"
+                              : "net.co: this call waits, and cannot here (attempt to yield across a C-call boundary)");
+  }
   if (lua_isnil(L, kDeadline)) set_deadline(L);
   bool has_deadline = lua_toboolean(L, kDeadline);
   lua_Number deadline = has_deadline ? lua_tonumber(L, kDeadline) : 0;

@@ -135,6 +135,25 @@ t.run(20000, function()
   t.eq(total, 100, "every byte, in pieces of at most 30")
   s:close()
 
+  -- A read that waits inside pcall (a yield across it), and one where no
+  -- yield is allowed (inside a metamethod called from C: table.sort's
+  -- comparison).
+  s = connect(function(sock)
+    co.sleep(100)
+    sock:send("after\n")
+    co.sleep(300)
+  end)
+  local pok, pline = pcall(s.receive, s)
+  t.eq(pok, true, "pcall around a read that waits")
+  t.eq(pline, "after", "its line")
+  local sok, serr = pcall(table.sort, { 1, 2, 3 }, function(a, b)
+    s:receive()
+    return a < b
+  end)
+  t.eq(sok, false, "a read that must wait where it cannot yield raises")
+  t.has(serr, "C-call boundary", "its message")
+  s:close()
+
   -- A cosocket used outside a coroutine: data held is returned; a read that
   -- would wait raises.
   s = connect(function(sock)
