@@ -599,10 +599,8 @@ int read_on(lua_State* L, Want want);
 int read_resumed(lua_State* L, int, lua_KContext k) {
   Want want = static_cast<Want>(k);
   CoBuffer* b = static_cast<CoBuffer*>(lua_touserdata(L, kBuf));
-  b->reading = false;
+  b->reading = false;  // (the thread stays in user value 1 until the next wait)
   b->has_deadline = false;
-  lua_pushnil(L);
-  lua_setiuservalue(L, kBuf, 1);
   int top = lua_gettop(L);
   size_t len = 0;
   const char* r = top > kDeadline ? lua_tolstring(L, kDeadline + 1, &len) : nullptr;

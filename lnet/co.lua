@@ -358,11 +358,17 @@ local Cosocket = {}
 Cosocket.__index = Cosocket
 Cosocket.__name = "net.co.Socket"
 
+-- The methods in C (co.cc), set below. Each cosocket also holds them as
+-- its own fields: a call then finds them in the table itself, without a
+-- second lookup through the metatable on every read and write.
+local m_receive, m_receiveany, m_send
+
 local function new_cosocket(c, opts)
   return setmetatable({
     c = c, c and c.buf or false,
     connect_timeout = DEFAULT_TIMEOUT, send_timeout = DEFAULT_TIMEOUT,
     read_timeout = DEFAULT_TIMEOUT, opts = opts, reused = 0,
+    receive = m_receive, receiveany = m_receiveany, send = m_send,
   }, Cosocket)
 end
 
@@ -776,7 +782,8 @@ function helpers.send_wait(self, c, n, r, msg, code)
 end
 
 local hot = cparts.methods(helpers)
-Cosocket.receive, Cosocket.receiveany, Cosocket.send = hot.receive, hot.receiveany, hot.send
+m_receive, m_receiveany, m_send = hot.receive, hot.receiveany, hot.send
+Cosocket.receive, Cosocket.receiveany, Cosocket.send = m_receive, m_receiveany, m_send
 
 -- close(): queued bytes are still sent, then the connection closes.
 function Cosocket:close()
