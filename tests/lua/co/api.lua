@@ -4,19 +4,9 @@ local net = require "net"
 local co = require "net.co"
 local t = require "co.colib"
 
--- A server whose handler for each connection is the next of `scripts`.
-local scripts = {}
-local srv, port = t.listen(function(sock)
-  local script = table.remove(scripts, 1)
-  script(sock)
-end)
-
-local function connect(script, opts)
-  scripts[#scripts + 1] = script
-  local s = co.tcp(opts)
-  t.eq(s:connect("127.0.0.1", port), 1, "connect")
-  return s
-end
+-- A server whose handler for each connection is the next script given to
+-- connect.
+local connect, srv = t.scripted()
 
 t.run(20000, function()
   -- Patterns.

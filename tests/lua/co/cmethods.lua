@@ -8,18 +8,9 @@ local net = require "net"
 local co = require "net.co"
 local t = require "co.colib"
 
-local scripts = {}
-local srv, port = t.listen(function(sock)
-  local script = table.remove(scripts, 1)
-  script(sock)
-end)
-
-local function connect(script)
-  scripts[#scripts + 1] = script
-  local s = co.tcp()
-  t.eq(s:connect("127.0.0.1", port), 1, "connect")
-  return s
-end
+-- A server whose handler for each connection is the next script given to
+-- connect.
+local connect, srv = t.scripted()
 
 -- The message of fn's error, which must name this file (the caller's
 -- line, not net.co's).

@@ -64,4 +64,23 @@ function M.listen(handler, opts)
   return srv, port
 end
 
+-- A co.listen server whose handler for each connection is the next script
+-- given to connect(script[, options]), which connects a cosocket to it
+-- (asserting success) and returns it. Returns connect, the server and its
+-- port.
+function M.scripted()
+  local scripts = {}
+  local srv, port = M.listen(function(sock)
+    local script = table.remove(scripts, 1)
+    script(sock)
+  end)
+  local function connect(script, opts)
+    scripts[#scripts + 1] = script
+    local s = co.tcp(opts)
+    M.eq(s:connect("127.0.0.1", port), 1, "connect")
+    return s
+  end
+  return connect, srv, port
+end
+
 return M
