@@ -148,7 +148,7 @@ struct Conn {
   Deferred defer;  // first member: the owner's deferred work for this connection
   Context* ctx = nullptr;
   ConnOwner* owner = nullptr;
-  Options opt;  // copied when the connection starts: later listen()s do not change it
+  ConnOptions opt;  // copied when the connection starts: later listen()s do not change it
   const Transport* transport = &kPlainTransport;
   void* transport_data = nullptr;  // the transport's own state (unused by tls: see tls)
   Tls* tls = nullptr;              // TLS state (tls.hh); outlives the socket until released

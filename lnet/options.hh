@@ -66,6 +66,37 @@ struct Options {
   FrameSpec framing;              // 'framing' and 'max_message' (kind None: raw data)
 };
 
+// What a connection keeps of its options once it has started (Conn::opt):
+// the fields its I/O reads, not the TLS names or the listener's settings
+// (a server's connections would each carry a copy of those).
+struct ConnOptions {
+  bool nodelay = false;
+  bool keepalive = false;
+  bool allow_half_open = false;
+  int keepalive_ms = 0;
+  int64_t timeout_ms = 0;
+  int64_t idle_timeout_ms = 0;
+  int64_t linger_timeout_ms = 30000;
+  size_t max_buffer = 0;
+  size_t high_water = 64u << 10;
+  FrameSpec framing;
+};
+
+inline ConnOptions conn_options(const Options& o) noexcept {
+  ConnOptions c;
+  c.nodelay = o.nodelay;
+  c.keepalive = o.keepalive;
+  c.allow_half_open = o.allow_half_open;
+  c.keepalive_ms = o.keepalive_ms;
+  c.timeout_ms = o.timeout_ms;
+  c.idle_timeout_ms = o.idle_timeout_ms;
+  c.linger_timeout_ms = o.linger_timeout_ms;
+  c.max_buffer = o.max_buffer;
+  c.high_water = o.high_water;
+  c.framing = o.framing;
+  return c;
+}
+
 // Reads the options table at idx (nil or none leaves o as it is) into o.
 // Raises "bad argument #arg to 'fname' (...)" for an unknown key or a value
 // of the wrong type or range.

@@ -31,7 +31,8 @@ enum Pending : unsigned { kStart = 1, kAttempt = 2, kFinish = 4 };
 
 struct Socket final : ConnOwner {
   Conn conn;
-  Options opt;  // from the constructor; the connection copies its own
+  Options opt;  // from the constructor
+  Options cur;  // the current connect()'s (its TLS names: the handshake starts when it connects)
   SendProxy send_proxy;  // the constructor's send_proxy option
   SendProxy preface;     // the current connection's PROXY header (len 0: none)
   TlsConfig* tls = nullptr;  // the current connect()'s tls context (a reference)
@@ -270,7 +271,7 @@ void Socket::conn_connect_result(Conn* c, int err) noexcept {
   }
   if (tls) {
     // 'connected' after the handshake (conn_secured); timeout covers it too.
-    if (!tls_start(c, tls, TlsRole::Client, host, &c->opt, false)) fail_errno(this, ENOMEM);
+    if (!tls_start(c, tls, TlsRole::Client, host, &cur, false)) fail_errno(this, ENOMEM);
     return;
   }
   fire_connected(c);
@@ -362,7 +363,7 @@ int socket_new(lua_State* L) {
   luaL_setmetatable(L, kTypeName);
   s->conn.ctx = ctx;
   s->conn.owner = s;
-  s->conn.opt = opt;
+  s->conn.opt = conn_options(opt);
   s->conn.defer.run = run_deferred;
   s->conn.defer.owner = s;
   s->opt = opt;
@@ -413,6 +414,7 @@ int socket_connect(lua_State* L) {
   tls_config_retain(cur.tls);
   tls_config_release(s->tls);
   s->tls = cur.tls;
+  s->cur = cur;  // its tls: held by s->tls
   std::memcpy(s->host, host, hlen);
   s->host[hlen] = '\0';
   s->port = port;
@@ -537,7 +539,7 @@ int socket_tlsinfo(lua_State* L) {
 int socket_starttls(lua_State* L) {
   Socket* s = check_socket(L);
   TlsConfig* cfg = check_tls_config(L, 2, true);
-  Options o = s->conn.opt;
+  Options o = s->cur;  // connect()'s names, then these options
   parse_options(L, 3, 3, &o);
   Conn* c = &s->conn;
   if (c->state != ConnState::Open || !s->connected_fired)
