@@ -34,7 +34,7 @@ struct CoBuffer {
   bool reading = false;       // a coroutine waits for input (user value 1)
   bool has_deadline = false;  // ... until rdeadline (net.now() ms)
   bool has_timer = false;     // the read timer is armed, for timer_at
-  lua_Integer rtoken = 0;     // the reader's token in net.co's waiting table
+  lua_Integer rtoken = 0;     // the reader's token (< 0: a C method's wait, valid while reading)
   lua_Integer wid = 0;        // the server's id of the connection; 0: a socket
   lua_Number rdeadline = 0;
   lua_Number timer_at = 0;
@@ -262,14 +262,23 @@ const luaL_Reg kBufferMethods[] = {
 // A coroutine waiting for input parks itself on its connection with
 // wait_data; the read then resumes it straight from C (co_deliver) instead
 // of through the 'data' callback and coroutine.resume. net.co stays the
-// judge of who waits: a parked coroutine is resumed only while net.co's
-// waiting[thread] still holds its token (a timeout, a close or co.kill
-// that woke it first leaves a stale parking, dropped at the next data).
+// judge of who waits: a parked coroutine is resumed only while its token
+// is valid (see deliver_body): a timeout, a close or co.kill that woke it
+// first leaves a stale parking, dropped at the next data.
 
-// Arguments 1 and 2 of wait_data and send_flat: (server, id) or (socket,
-// false). The open connection they name, or null.
-Conn* conn_arg(lua_State* L) {
-  return lua_isinteger(L, 2) ? server_conn(L, 1, lua_tointeger(L, 2)) : socket_conn(L, 1);
+// The record's open connection (CoBuffer::conn, found once and linked).
+// Needs the context as upvalue 1 (server_conn, socket_conn); idx: b's index.
+Conn* core_conn(lua_State* L, CoBuffer* b, int idx) {
+  if (b->conn != nullptr) return b->conn->state == ConnState::Open ? b->conn : nullptr;
+  lua_getiuservalue(L, idx, 2);
+  Conn* c = b->wid != 0 ? server_conn(L, -1, b->wid) : socket_conn(L, -1);
+  lua_pop(L, 1);
+  if (c != nullptr) {
+    if (c->waiter.core != nullptr) c->waiter.core->conn = nullptr;
+    c->waiter.core = b;
+    b->conn = c;
+  }
+  return c;
 }
 
 // co_setup(waiting, finished): where net.co keeps its waiting threads, and
@@ -293,8 +302,8 @@ int co_setup(lua_State* L) {
 }
 
 // Parks the running coroutine on c (see CoWaiter): co_deliver resumes it
-// with the connection's next data while net.co's waiting[thread] == token.
-void park(lua_State* L, Context* ctx, Conn* c, lua_Integer token, size_t direct, void* buffer,
+// with the connection's next data while its token is valid.
+void park(lua_State* L, Context* ctx, Conn* c, lua_Integer token, size_t direct, CoBuffer* buffer,
           size_t max_input) {
   CoWaiter& w = c->waiter;
   lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_parked);
@@ -324,22 +333,18 @@ void park(lua_State* L, Context* ctx, Conn* c, lua_Integer token, size_t direct,
   w.max_input = max_input;
 }
 
-// wait_data(server, id | socket, false, token, direct, buffer, max_input):
-// yields the running coroutine until its connection's next data (see
-// CoWaiter), or until net.co wakes it. Resumed by co_deliver with (nil,
-// data) when direct, else with nothing after the data went into buffer.
-// Without an open connection it yields all the same (net.co wakes it).
+// wait_data(buffer, token): yields the running coroutine until the next
+// data of the buffer's connection, or until net.co wakes it (co.lua's own
+// waits; the C methods park in read_on). Resumed by co_deliver with nothing
+// once the data is in the buffer (within its max_input). Without an open
+// connection it yields all the same (net.co wakes it).
 int co_wait(lua_State* L) {
   Context* ctx = upvalue_context(L);
-  Conn* c = conn_arg(L);
+  CoBuffer* b = static_cast<CoBuffer*>(test_udata(L, 1, kBufferType, &ctx->mt_co_buffer));
+  Conn* c = b != nullptr ? core_conn(L, b, 1) : nullptr;
   if (c != nullptr && ctx->co_parked != LUA_NOREF) {
-    // net.co's own call: integers or nil/false (0), no argument errors.
-    lua_Integer token = lua_tointegerx(L, 3, nullptr);
-    lua_Integer direct = lua_tointegerx(L, 4, nullptr);
-    lua_Integer max_input = lua_tointegerx(L, 6, nullptr);
-    park(L, ctx, c, token, direct > 0 ? static_cast<size_t>(direct) : 0,
-         test_udata(L, 5, kBufferType, &ctx->mt_co_buffer),
-         max_input > 0 ? static_cast<size_t>(max_input) : 0);
+    // net.co's own call: an integer, no argument errors.
+    park(L, ctx, c, lua_tointegerx(L, 2, nullptr), 0, b, b->max_input);
   }
   return lua_yield(L, 0);
 }
@@ -383,7 +388,7 @@ int deliver_body(lua_State* L) {
     lua_xmove(L, T, 1);
     nargs = 2;
   } else {
-    CoBuffer* b = static_cast<CoBuffer*>(w.buffer);
+    CoBuffer* b = w.buffer;
     if (b->fb.size() + d->len > w.max_input || !fb_append(&b->fb, d->data, d->len)) return 0;
   }
   d->taken = true;
@@ -533,20 +538,6 @@ constexpr int kBuf = 3;       // self[1]: its record's buffer
 constexpr int kDeadline = 4;  // nil: not known yet; false: none; else net.now() ms
 
 enum class Want : lua_KContext { Line, Count, Any };
-
-// The record's open connection (CoBuffer::conn, found once and linked).
-Conn* core_conn(lua_State* L, CoBuffer* b, int idx) {
-  if (b->conn != nullptr) return b->conn->state == ConnState::Open ? b->conn : nullptr;
-  lua_getiuservalue(L, idx, 2);
-  Conn* c = b->wid != 0 ? server_conn(L, -1, b->wid) : socket_conn(L, -1);
-  lua_pop(L, 1);
-  if (c != nullptr) {
-    if (c->waiter.core != nullptr) c->waiter.core->conn = nullptr;
-    c->waiter.core = b;
-    b->conn = c;
-  }
-  return c;
-}
 
 // Pushes net.co's helpers[name].
 void push_helper(lua_State* L, const char* name) { lua_getfield(L, lua_upvalueindex(2), name); }

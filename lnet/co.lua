@@ -232,15 +232,14 @@ local function new_record(opts, copts)
   local max_line = copts and copts.max_line or opts and opts.max_line or DEFAULT_MAX_LINE
   return {
     buf = new_buffer(max_input, max_line),  -- and the reader (see wait_input)
-    max_input = max_input, max_line = max_line,
+    max_input = max_input,
     open = false, closed = false, paused = false, uses = 0,
-    wobj = false, wid = false,  -- what wait_data parks on
   }
 end
 
--- The net object (server or socket) and id of the record's connection.
+-- The net object (server or socket) and id of the record's connection:
+-- where its buffer's reads park (wait_data and the C methods).
 local function bind(c, obj, id)
-  c.wobj, c.wid = obj, id
   c.buf:bind(obj, id, c)
 end
 
@@ -566,13 +565,7 @@ local function wait_input(self, c, deadline)
   local buf = c.buf
   buf:set_reader(th, token, deadline or false)
   -- Parked on the connection: the read resumes it from C with the data.
-  local r
-  local obj = c.wobj
-  if obj then
-    r = wait_data(obj, c.wid, token, nil, c.buf, c.max_input)
-  else
-    r = coroutine_yield()
-  end
+  local r = wait_data(buf, token)
   waiting[th] = nil
   buf:set_reader(false)
   if r == "timeout" then return r end

@@ -129,17 +129,17 @@ struct ConnOwner {
   ~ConnOwner() = default;
 };
 
-// net.co (co.cc): a coroutine parked in wait_data until this connection's
-// next data, which then goes to it straight from the read (no 'data'
-// callback, no coroutine.resume in Lua).
+// net.co (co.cc): a coroutine parked until this connection's next data,
+// which then goes to it straight from the read (no 'data' callback, no
+// coroutine.resume in Lua).
 struct CoBuffer;  // a net.co record's input buffer (co.cc)
 
 struct CoWaiter {
   int slot = 0;                 // the connection's place in net.co's parked table (0: none yet)
   bool parked = false;          // a coroutine is in that place
-  lua_Integer token = 0;        // valid while net.co's waiting[thread] == token
+  lua_Integer token = 0;        // < 0: valid while core reads with it; > 0: while net.co's waiting[thread] holds it
   size_t direct = 0;            // > 0: data up to this size is handed over as the string
-  void* buffer = nullptr;       // else: appended to this net.co input buffer first
+  CoBuffer* buffer = nullptr;   // else: appended to this net.co input buffer first
   size_t max_input = 0;         // ... while it stays within this size
   CoBuffer* core = nullptr;     // the net.co record that reads this connection (linked both ways)
 };
