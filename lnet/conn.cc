@@ -356,7 +356,7 @@ const Transport kPlainTransport = {plain_read, plain_write, plain_shutdown_write
 
 void conn_create(Conn* c, const Options& opt) noexcept {
   conn_release(c);  // a client socket connecting again
-  c->opt = conn_options(opt);
+  c->opt = opt;  // its ConnOptions part
   c->transport = &kPlainTransport;
   c->end = EndKind::Orderly;
   c->write_end = WriteEnd::Open;

@@ -64,7 +64,6 @@ void context_free(Context* ctx) noexcept {
   slot_list_free(&ctx->co_free);
 }
 
-
 // What the anchored objects are, for the at-exit line: by metatable name.
 struct Kind {
   const char* tname;

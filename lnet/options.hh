@@ -34,18 +34,26 @@ struct SendProxy {
 struct TlsConfig;
 struct TlsSni;
 
-struct Options {
+// What a connection keeps of its options once it has started (Conn::opt,
+// sliced from Options): the fields its I/O reads, not the TLS names or the
+// listener's settings (a server's connections would each carry a copy).
+struct ConnOptions {
   bool nodelay = false;
   bool keepalive = false;
+  bool allow_half_open = false;
   int keepalive_ms = 0;           // idle delay before probes; 0 = system default
   int64_t timeout_ms = 0;         // name resolution + connect; 0 = none
   int64_t idle_timeout_ms = 0;    // no traffic either way; 0 = none
+  int64_t linger_timeout_ms = 30000;  // disconnect() resets after this long without progress; 0 = never
+  size_t max_buffer = 0;          // send() aborts when this much is queued; 0 = no limit
+  size_t high_water = 64u << 10;  // send() returns false above this
+  FrameSpec framing;              // 'framing' and 'max_message' (kind None: raw data)
+};
+
+struct Options : ConnOptions {
   int backlog = 511;
   bool reuseport = false;
   int64_t max_connections = 0;    // 0 = unlimited
-  size_t max_buffer = 0;          // send() aborts when this much is queued; 0 = no limit
-  size_t high_water = 64u << 10;  // send() returns false above this
-  bool allow_half_open = false;
   // TLS (tls.hh): borrowed from the arguments until tls_options_retain,
   // then owned by the object that keeps the options.
   TlsConfig* tls = nullptr;
@@ -55,7 +63,6 @@ struct Options {
   int sni_idx = 0;                       // the options table's stack index while parsing (sni)
   TlsSni* sni = nullptr;
   int64_t handshake_timeout_ms = 10000;  // 0 = none
-  int64_t linger_timeout_ms = 30000;  // disconnect() resets after this long without progress; 0 = never
   int mode = -1;                  // listen on "unix:/path": the file's permissions; -1 = umask
   // Where parse_options puts the PROXY protocol options: a server's
   // proxy_protocol, proxy_trusted, proxy_header_timeout (proxy_listen) and a
@@ -63,39 +70,7 @@ struct Options {
   // in each connection's copy of the options; null: checked, then dropped.
   ProxyListen* proxy_listen = nullptr;
   SendProxy* send_proxy = nullptr;
-  FrameSpec framing;              // 'framing' and 'max_message' (kind None: raw data)
 };
-
-// What a connection keeps of its options once it has started (Conn::opt):
-// the fields its I/O reads, not the TLS names or the listener's settings
-// (a server's connections would each carry a copy of those).
-struct ConnOptions {
-  bool nodelay = false;
-  bool keepalive = false;
-  bool allow_half_open = false;
-  int keepalive_ms = 0;
-  int64_t timeout_ms = 0;
-  int64_t idle_timeout_ms = 0;
-  int64_t linger_timeout_ms = 30000;
-  size_t max_buffer = 0;
-  size_t high_water = 64u << 10;
-  FrameSpec framing;
-};
-
-inline ConnOptions conn_options(const Options& o) noexcept {
-  ConnOptions c;
-  c.nodelay = o.nodelay;
-  c.keepalive = o.keepalive;
-  c.allow_half_open = o.allow_half_open;
-  c.keepalive_ms = o.keepalive_ms;
-  c.timeout_ms = o.timeout_ms;
-  c.idle_timeout_ms = o.idle_timeout_ms;
-  c.linger_timeout_ms = o.linger_timeout_ms;
-  c.max_buffer = o.max_buffer;
-  c.high_water = o.high_water;
-  c.framing = o.framing;
-  return c;
-}
 
 // Reads the options table at idx (nil or none leaves o as it is) into o.
 // Raises "bad argument #arg to 'fname' (...)" for an unknown key or a value

@@ -363,7 +363,7 @@ int socket_new(lua_State* L) {
   luaL_setmetatable(L, kTypeName);
   s->conn.ctx = ctx;
   s->conn.owner = s;
-  s->conn.opt = conn_options(opt);
+  s->conn.opt = opt;  // its ConnOptions part
   s->conn.defer.run = run_deferred;
   s->conn.defer.owner = s;
   s->opt = opt;
