@@ -109,14 +109,10 @@ extern const Transport kPlainTransport;
 struct ConnOwner {
   virtual void conn_connect_result(Conn* c, int err) noexcept = 0;  // err 0: connected
   virtual void conn_data(Conn* c, const char* data, size_t len) noexcept = 0;
-  // One whole message under the 'framing' option (frames.cc).
-  virtual void conn_message(Conn* c, const char* msg, size_t len) noexcept {
-    conn_data(c, msg, len);
-  }
-  // Where 'data' lives, for delivering every message of one read in one
-  // protected call: the anchored object, its uservalue slot, and the id
-  // passed first (0: none). False: one conn_message per message instead.
-  virtual bool conn_data_callback(Conn*, Call*) noexcept { return false; }
+  // Where 'data' lives, for the 'framing' option's messages (frames.cc:
+  // every message of one read in one protected call): the anchored object,
+  // its uservalue slot, and the id passed first (0: none).
+  virtual void conn_data_callback(Conn* c, Call* call) noexcept = 0;
   virtual void conn_drain(Conn* c) noexcept = 0;
   virtual void conn_end(Conn* c) noexcept = 0;  // peer's FIN, with allow_half_open
   // The TLS handshake has finished (tls.hh). A failed one ends the

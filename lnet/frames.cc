@@ -92,21 +92,10 @@ void parse_max_message(lua_State* L, int arg, FrameSpec* spec) {
 
 namespace {
 
-struct EmitTo {
-  Conn* conn;
-  ConnOwner* owner;
-};
-
-bool emit_message(void* ud, const char* msg, size_t len) {
-  EmitTo* e = static_cast<EmitTo*>(ud);
-  e->owner->conn_message(e->conn, msg, len);
-  return e->conn->state == ConnState::Open && !e->conn->read_eof;
-}
-
 // Every message of one read goes to 'data' inside one protected call (one
 // dispatch per read, as without framing, instead of one per message), each
 // with a plain lua_call: a callback's error leaves through the dispatch,
-// and framer_feed_buffered keeps the messages after it for later (never
+// and framer_feed keeps the messages after it for later (never
 // lost). Nothing in these frames has a destructor.
 struct Batch {
   Conn* conn;
@@ -140,8 +129,7 @@ int batch_body(lua_State* L) {
   if (lua_type(L, -1) == LUA_TUSERDATA &&
       lua_getiuservalue(L, -1, b->target->slot) == LUA_TFUNCTION)
     b->fn = lua_gettop(L);
-  b->result = framer_feed_buffered(b->conn->frames, b->conn->opt.framing, b->data, b->len,
-                                   emit_lua, b);
+  b->result = framer_feed(b->conn->frames, b->conn->opt.framing, b->data, b->len, emit_lua, b);
   return 0;
 }
 
@@ -168,15 +156,10 @@ bool conn_frames(Conn* c, const char* data, size_t len) noexcept {
     }
   }
   Call target;
-  FeedResult r;
-  if (c->owner->conn_data_callback(c, &target)) {
-    Batch b{c, &target, data, len};
-    dispatch(c->ctx, batch_body, &b);
-    r = b.result;
-  } else {
-    EmitTo e{c, c->owner};
-    r = framer_feed(c->frames, spec, data, len, emit_message, &e);
-  }
+  c->owner->conn_data_callback(c, &target);
+  Batch b{c, &target, data, len};
+  dispatch(c->ctx, batch_body, &b);
+  FeedResult r = b.result;
   if (r == FeedResult::Failed && c->state == ConnState::Open)
     conn_close(c, EndKind::Framing, 0);  // the reason lives until conn_release
   // A callback raised or stopped the loop with messages still buffered:

@@ -231,41 +231,6 @@ FeedResult emit_buffered(Framer* f, const FrameSpec& spec, FrameEmit emit, void*
 
 FeedResult framer_feed(Framer* f, const FrameSpec& spec, const char* p, size_t n, FrameEmit emit,
                        void* ud) noexcept {
-  const char* msg = nullptr;
-  size_t len = 0;
-  if (f->buf.size() == 0) {
-    // The common case: whole messages straight from the read buffer.
-    while (n > 0) {
-      size_t used = 0;
-      FrameStatus st = frame_scan(p, n, spec, &msg, &len, &used);
-      if (st == FrameStatus::More) break;
-      if (st != FrameStatus::Message) return feed_failed(f, st, len, spec);
-      p += used;
-      n -= used;
-      if (!emit(ud, msg, len)) {
-        // The rest stays for later (a callback error, a pause): never lost.
-        if (n > 0 && !fb_append(&f->buf, p, n)) return feed_failed(f, FrameStatus::More, 0, spec);
-        return FeedResult::Stopped;
-      }
-    }
-    if (n == 0) return FeedResult::Ok;
-    if (!fb_append(&f->buf, p, n)) return feed_failed(f, FrameStatus::More, 0, spec);
-    // What frame_scan searched need not be searched again.
-    if (spec.kind == FrameSpec::Line || spec.kind == FrameSpec::Delimiter) {
-      const char* d = spec.kind == FrameSpec::Line ? kNewline : spec.delim;
-      size_t dlen = spec.kind == FrameSpec::Line ? 1 : spec.delim_len;
-      f->buf.scan_delim = d;
-      f->buf.scan_len = dlen;
-      f->buf.scanned = n >= dlen ? n - dlen + 1 : 0;
-    }
-    return FeedResult::Ok;
-  }
-  if (!fb_append(&f->buf, p, n)) return feed_failed(f, FrameStatus::More, 0, spec);
-  return emit_buffered(f, spec, emit, ud);
-}
-
-FeedResult framer_feed_buffered(Framer* f, const FrameSpec& spec, const char* p, size_t n,
-                                FrameEmit emit, void* ud) noexcept {
   if (f->buf.size() == 0 && n > 0) {
     // An oversize or bad first message is refused from its header, before
     // any of its body is buffered.

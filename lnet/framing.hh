@@ -90,18 +90,17 @@ using FrameEmit = bool (*)(void* ud, const char* msg, size_t len);
 
 enum class FeedResult : uint8_t { Ok, Stopped, Failed };
 
-// Feeds bytes read from the socket: complete messages go to emit (straight
-// from p when nothing is buffered), the rest is buffered. Failed: the stream
-// must end; f->reason and f->code say why ("message too long (N > max)").
+// Feeds bytes read from the socket: complete messages go to emit, the rest
+// stays buffered. Failed: the stream must end; f->reason and f->code say
+// why ("message too long (N > max)"; an oversize or bad first message is
+// refused from its header, before any of its body is buffered). emit may
+// not return (a Lua callback called without a protected call of its own:
+// its error longjmps out): all of p goes into the buffer first and each
+// message leaves the buffer before it is emitted, so whatever emit does,
+// the messages after it stay buffered. Nothing here has a destructor to
+// skip.
 FeedResult framer_feed(Framer* f, const FrameSpec& spec, const char* p, size_t n, FrameEmit emit,
                        void* ud) noexcept;
-// The same for an emit that may not return (a Lua callback called without
-// a protected call of its own: its error longjmps out): all of p goes into
-// the buffer first and each message leaves the buffer before it is
-// emitted, so whatever emit does, the messages after it stay buffered.
-// Nothing here has a destructor to skip.
-FeedResult framer_feed_buffered(Framer* f, const FrameSpec& spec, const char* p, size_t n,
-                                FrameEmit emit, void* ud) noexcept;
 
 // The stream ended: true (with f->reason and f->code "INCOMPLETE_MESSAGE")
 // when part of a message is held, which can never complete.

@@ -92,11 +92,10 @@ struct Server final : ConnOwner {
   void conn_end(Conn* c) noexcept override;
   void conn_secured(Conn* c) noexcept override;
   void conn_closed(Conn* c) noexcept override;
-  bool conn_data_callback(Conn* c, Call* call) noexcept override {
+  void conn_data_callback(Conn* c, Call* call) noexcept override {
     call->key = this;
     call->slot = kData;
     call->id = c->id;
-    return true;
   }
 };
 

@@ -57,10 +57,9 @@ struct Socket final : ConnOwner {
   // 'connected' (plain connect done, or TLS handshake done), then a
   // disconnect() asked for while connecting.
   void fire_connected(Conn* c) noexcept;
-  bool conn_data_callback(Conn*, Call* call) noexcept override {
+  void conn_data_callback(Conn*, Call* call) noexcept override {
     call->key = this;
     call->slot = kData;
-    return true;
   }
 };
 

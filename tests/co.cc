@@ -221,12 +221,11 @@ BOOST_AUTO_TEST_CASE(framing_oversize, *boost::unit_test::timeout(30)) {
   BOOST_CHECK_EQUAL(std::string(f.reason), "message too long (1048576 > 1000)");
   BOOST_CHECK_EQUAL(std::string(f.code), "MESSAGE_TOO_LONG");
   BOOST_CHECK_EQUAL(f.buf.cap, 0u);  // nothing held
-  // The same through framer_feed_buffered (the 'data' callback's path),
-  // with body bytes in the same read: refused before any is buffered.
+  // With body bytes in the same read: refused before any is buffered.
   Framer fb;
   std::string header_body = header + std::string(3000, 'b');
-  BOOST_CHECK(lnet::framer_feed_buffered(&fb, spec, header_body.data(), header_body.size(), collect,
-                                         &out) == FeedResult::Failed);
+  BOOST_CHECK(lnet::framer_feed(&fb, spec, header_body.data(), header_body.size(), collect, &out) ==
+              FeedResult::Failed);
   BOOST_CHECK_EQUAL(std::string(fb.code), "MESSAGE_TOO_LONG");
   BOOST_CHECK_EQUAL(fb.buf.cap, 0u);
   // A line: refused once more than max_message bytes hold no newline, and
