@@ -2,7 +2,9 @@
 // compatibility layer. Both are Lua (co.lua, ngx.lua) compiled into net.so,
 // so that Lua's all-in-one loader finds them wherever net.so is. Their C
 // parts live here: the input buffer of a cosocket (the framing scanner
-// behind receive("*l") and receiveuntil) and a few helpers for net.ngx.
+// behind receive("*l") and receiveuntil, and the state of its reads), the
+// parking of a waiting coroutine on its connection, the hot cosocket
+// methods (receive, receiveany, send) and a few helpers for net.ngx.
 #include "conn.hh"
 #include "context.hh"
 #include "framing.hh"
