@@ -127,6 +127,22 @@ t.run(20000, function()
   t.eq(err, "line too long", "too long message")
   t.eq(s:receive(), nil, "closed after line too long")
 
+  -- shutdown(): what was sent arrives, then the peer sees the end of our
+  -- stream (and, without allow_half_open, ends the connection: our read
+  -- sees that end); after close() it is refused.
+  local server_read
+  s = connect(function(sock)
+    server_read = sock:receive("*a")
+  end)
+  t.eq(s:send("request"), 7, "send before shutdown")
+  t.eq(s:shutdown(), 1, "shutdown")
+  t.eq(s:receive("*a"), "", "the end after our shutdown")
+  t.eq(server_read, "request", "the peer read our stream to its end")
+  s:close()
+  local sr, serr = s:shutdown()
+  t.eq(sr, nil, "shutdown after close")
+  t.eq(serr, "closed", "shutdown after close: closed")
+
   -- Connect failures: a closed port, a timeout.
   local closed = net.TCPServer()
   closed:listen("127.0.0.1", 0, {})
